@@ -49,7 +49,7 @@ describe("verifyWorkerRequest", () => {
     expect((await verifyWorkerRequest(["old-secret"], req, "", now)).ok).toBe(false);
   });
 
-  it.each([
+  it.each<[string, { method?: string; url?: string; body?: string }]>([
     ["the body", { body: body.replace("r1", "r2") }],
     ["the path", { url: "http://worker.local/v1/tokenize" }],
     ["the method", { method: "PUT" }],
