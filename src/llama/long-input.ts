@@ -1,0 +1,117 @@
+/**
+ * The reference's long-input splitting (llama-reference.md §1.6). Before tiktoken sees the text, the
+ * reference cuts it into 400,000-code-point slices and cuts every same-class run (Python
+ * `str.isspace()` classes) longer than 25,000 code points. Each resulting piece is encoded on its own,
+ * so this changes the ids and must be reproduced exactly.
+ */
+
+export const TIKTOKEN_MAX_ENCODE_CHARS = 400_000;
+export const MAX_NO_WHITESPACES_CHARS = 25_000;
+
+/**
+ * Python `str.isspace()` for one code point: bidirectional class WS/B/S or category Zs. This is a
+ * third definition of whitespace, distinct from the regex's White_Space and from ECMAScript `\s`
+ * (it includes U+001C–U+001F, and not U+FEFF).
+ */
+export function isPythonSpace(cp: number): boolean {
+  if (cp <= 0x20) return (cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x20);
+  if (cp < 0x85) return false;
+  return (
+    cp === 0x85 ||
+    cp === 0xa0 ||
+    cp === 0x1680 ||
+    (cp >= 0x2000 && cp <= 0x200a) ||
+    cp === 0x2028 ||
+    cp === 0x2029 ||
+    cp === 0x202f ||
+    cp === 0x205f ||
+    cp === 0x3000
+  );
+}
+
+/**
+ * Offsets (in UTF-8 bytes of `bytes[start, end)`) where the reference cuts the text: the
+ * 400,000-code-point slice boundaries and the cuts inside over-long same-class runs. The returned list
+ * starts with `start` and ends with `end`; consecutive entries delimit the pieces that are encoded
+ * independently. `bytes` must be well-formed UTF-8 (as produced by `TextEncoder`).
+ */
+export function longInputCuts(bytes: Uint8Array, start: number, end: number): number[] {
+  const cuts = [start];
+  let sliceCodePoints = 0;
+  let runLength = 0;
+  let inSpace = false;
+  let atSliceStart = true;
+  let pos = start;
+  while (pos < end) {
+    const b = bytes[pos];
+    let cp: number;
+    let len: number;
+    if (b < 0x80) {
+      cp = b;
+      len = 1;
+    } else if (b < 0xe0) {
+      cp = ((b & 0x1f) << 6) | (bytes[pos + 1] & 0x3f);
+      len = 2;
+    } else if (b < 0xf0) {
+      cp = ((b & 0x0f) << 12) | ((bytes[pos + 1] & 0x3f) << 6) | (bytes[pos + 2] & 0x3f);
+      len = 3;
+    } else {
+      // Astral code points are never Python whitespace; the value itself is not needed.
+      cp = 0x10000;
+      len = 4;
+    }
+    if (sliceCodePoints === TIKTOKEN_MAX_ENCODE_CHARS) {
+      if (pos !== cuts[cuts.length - 1]) cuts.push(pos);
+      sliceCodePoints = 0;
+      atSliceStart = true;
+    }
+    const space = isPythonSpace(cp);
+    if (atSliceStart) {
+      // The state starts with the class of the slice's first character and a run length of 0, so
+      // the first character counts as 1 like every other one.
+      inSpace = space;
+      runLength = 0;
+      atSliceStart = false;
+    }
+    if (space !== inSpace) {
+      inSpace = space;
+      runLength = 1;
+    } else if (++runLength > MAX_NO_WHITESPACES_CHARS) {
+      cuts.push(pos);
+      runLength = 1;
+    }
+    sliceCodePoints++;
+    pos += len;
+  }
+  if (end !== cuts[cuts.length - 1] || cuts.length === 1) cuts.push(end);
+  return cuts;
+}
+
+/**
+ * `_split_whitespaces_or_nonwhitespaces(s, max_consecutive_slice_len)` on a JS string, counting code
+ * points like Python. Used by tests against the golden `split_pieces`; the encoder uses
+ * {@link longInputCuts} on bytes.
+ */
+export function splitWhitespacesOrNonWhitespaces(s: string, maxConsecutiveSliceLen: number): string[] {
+  const chars = Array.from(s);
+  const pieces: string[] = [];
+  let currentSliceLen = 0;
+  let currentSliceIsSpace = chars.length > 0 && isPythonSpace(chars[0].codePointAt(0)!);
+  let sliceStart = 0;
+  for (let i = 0; i < chars.length; i++) {
+    const isNowSpace = isPythonSpace(chars[i].codePointAt(0)!);
+    if (currentSliceIsSpace !== isNowSpace) {
+      currentSliceLen = 1;
+      currentSliceIsSpace = isNowSpace;
+    } else {
+      currentSliceLen++;
+      if (currentSliceLen > maxConsecutiveSliceLen) {
+        pieces.push(chars.slice(sliceStart, i).join(""));
+        sliceStart = i;
+        currentSliceLen = 1;
+      }
+    }
+  }
+  pieces.push(chars.slice(sliceStart).join(""));
+  return pieces;
+}
