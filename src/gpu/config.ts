@@ -1,0 +1,114 @@
+/**
+ * Worker configuration from the environment, validated once at start-up. Every setting has a documented
+ * default except the model folder and the secret, which must be given.
+ */
+import { z } from "zod";
+
+export const DEVICES = ["cpu", "webgpu", "cuda"] as const;
+export type Device = (typeof DEVICES)[number];
+
+/** transformers.js dtype names and the ONNX file suffix each selects (`onnx/model<suffix>.onnx`). */
+export const DTYPE_FILE_SUFFIX = {
+  fp32: "",
+  fp16: "_fp16",
+  q8: "_quantized",
+  int8: "_int8",
+  uint8: "_uint8",
+  q4: "_q4",
+  q4f16: "_q4f16",
+  bnb4: "_bnb4",
+} as const;
+export type Dtype = keyof typeof DTYPE_FILE_SUFFIX;
+
+const intFromEnv = (name: string, min: number, fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === "") return fallback;
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < min) {
+        ctx.addIssue({ code: "custom", message: `${name} must be an integer >= ${min}, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const envSchema = z.object({
+  MODEL_DIR: z.string({ error: "MODEL_DIR is required: the transformers.js model folder to serve" }).min(1, "MODEL_DIR is empty"),
+  MODEL_NAME: z.string().optional(),
+  DEVICE: z.enum(DEVICES, { error: `DEVICE must be one of ${DEVICES.join(", ")}` }).default("cpu"),
+  DTYPE: z
+    .enum(Object.keys(DTYPE_FILE_SUFFIX) as [Dtype, ...Dtype[]], {
+      error: `DTYPE must be one of ${Object.keys(DTYPE_FILE_SUFFIX).join(", ")}`,
+    })
+    .optional(),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  PORT: intFromEnv("PORT", 0, 8788),
+  WORKER_SECRET: z
+    .string({ error: "WORKER_SECRET is required: the HMAC secret shared with the edge (comma-separated to rotate)" })
+    .transform((v) => v.split(",").map((s) => s.trim()).filter((s) => s !== ""))
+    .refine((list) => list.length > 0 && list.every((s) => s.length >= 16), {
+      message: "WORKER_SECRET must hold secrets of at least 16 characters",
+    }),
+  QUEUE_CAPACITY: intFromEnv("QUEUE_CAPACITY", 0, 16),
+  KV_BUDGET_BYTES: intFromEnv("KV_BUDGET_BYTES", 0, 1024 ** 3),
+  MAX_CONTEXT: intFromEnv("MAX_CONTEXT", 2, 0),
+  KEEPALIVE_MS: intFromEnv("KEEPALIVE_MS", 50, 5000),
+  MAX_BODY_BYTES: intFromEnv("MAX_BODY_BYTES", 1024, 4 * 1024 * 1024),
+  SHUTDOWN_GRACE_MS: intFromEnv("SHUTDOWN_GRACE_MS", 0, 60_000),
+  CPU_THREADS: intFromEnv("CPU_THREADS", 0, 0),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export interface WorkerConfig {
+  modelDir: string;
+  /** Name reported in /readyz; defaults to the folder's base name. */
+  modelName: string | undefined;
+  device: Device;
+  /** Absent: the only ONNX file in the folder decides (see model-folder.ts). */
+  dtype: Dtype | undefined;
+  host: string;
+  port: number;
+  secrets: string[];
+  queueCapacity: number;
+  kvBudgetBytes: number;
+  /** 0: the model's own limit. */
+  maxContext: number;
+  keepaliveMs: number;
+  maxBodyBytes: number;
+  shutdownGraceMs: number;
+  /** onnxruntime intra-op threads on CPU; 0: onnxruntime's default. */
+  cpuThreads: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export function configFromEnv(env: Record<string, string | undefined>): WorkerConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  - ${i.path.length ? `${i.path.join(".")}: ` : ""}${i.message}`);
+    throw new ConfigError(`invalid worker configuration:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  return {
+    modelDir: e.MODEL_DIR,
+    modelName: e.MODEL_NAME,
+    device: e.DEVICE,
+    dtype: e.DTYPE,
+    host: e.HOST,
+    port: e.PORT,
+    secrets: e.WORKER_SECRET,
+    queueCapacity: e.QUEUE_CAPACITY,
+    kvBudgetBytes: e.KV_BUDGET_BYTES,
+    maxContext: e.MAX_CONTEXT,
+    keepaliveMs: e.KEEPALIVE_MS,
+    maxBodyBytes: e.MAX_BODY_BYTES,
+    shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+    cpuThreads: e.CPU_THREADS,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * GPU worker entry point (`npm run worker`): configuration from the environment, start-up checks, HTTP
+ * server, model load, graceful shutdown on SIGTERM/SIGINT. See docs/protocol.md and src/gpu/config.ts.
+ */
+import { Tokenizer } from "../llama/tokenizer.js";
+import { loadDefaultTokenizer } from "../node/tokenizer-asset.js";
+import { ConfigError, configFromEnv, type WorkerConfig } from "./config.js";
+import { createJsonLogger, type Logger } from "./logger.js";
+import { StartupError, checkDevice, inspectModelFolder, type ModelFolder } from "./model-folder.js";
+import { createWorkerRouter } from "./router.js";
+import { ModelRunner } from "./runner.js";
+import { listen } from "./server.js";
+import { WorkerService } from "./service.js";
+
+async function loadTokenizer(folder: ModelFolder, logger: Logger): Promise<Tokenizer> {
+  const tokenizer = folder.tokenizerFile ? await Tokenizer.fromFile(folder.tokenizerFile) : await loadDefaultTokenizer();
+  if (tokenizer.vocabSize > folder.args.vocab_size) {
+    logger.warn("tokenizer_larger_than_model", { tokenizer_vocab: tokenizer.vocabSize, model_vocab: folder.args.vocab_size });
+  }
+  return tokenizer;
+}
+
+async function start(config: WorkerConfig, logger: Logger): Promise<void> {
+  checkDevice(config.device);
+  const folder = inspectModelFolder(config);
+  const tokenizer = await loadTokenizer(folder, logger);
+
+  let service: WorkerService | null = null;
+  const router = createWorkerRouter({
+    service: () => service,
+    loadingStatus: () => ({
+      ready: false,
+      model: folder.name,
+      device: config.device,
+      dtype: folder.dtype,
+      max_context: folder.maxContext,
+      queue_depth: 0,
+      queue_capacity: config.queueCapacity,
+      running: 0,
+      kv_sessions: 0,
+      kv_bytes: 0,
+      load: 0,
+    }),
+    secrets: config.secrets,
+    maxBodyBytes: config.maxBodyBytes,
+    logger,
+  });
+  const { server, port } = await listen(router.fetch, config.host, config.port);
+  logger.info("listening", { host: config.host, port, model: folder.name, device: config.device, dtype: folder.dtype });
+
+  const loadStart = performance.now();
+  const runner = await ModelRunner.load(folder, config.device, config.cpuThreads);
+  // One pass on BOS so session initialisation (and WebGPU shader compilation) is not paid by the first request.
+  const warm = runner.newState();
+  await runner.forward(warm, [tokenizer.bosId < folder.args.vocab_size ? tokenizer.bosId : 0], "prefill");
+  warm.dispose();
+  runner.fedTokens.prefill = 0;
+  service = new WorkerService({ config, folder, runner, tokenizer, logger });
+  logger.info("ready", {
+    load_ms: Math.round(performance.now() - loadStart),
+    max_context: folder.maxContext,
+    vocab_size: folder.args.vocab_size,
+    stop_tokens: folder.stopTokens,
+    queue_capacity: config.queueCapacity,
+    kv_budget_bytes: config.kvBudgetBytes,
+  });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutdown_started", { signal, grace_ms: config.shutdownGraceMs });
+    // Stop accepting connections; streams in flight continue until their generation ends.
+    server.close();
+    await service!.shutdown(config.shutdownGraceMs);
+    server.closeIdleConnections();
+    await runner.dispose();
+    logger.info("shutdown_complete", {});
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+const logger = createJsonLogger({ level: (process.env.LOG_LEVEL as "info" | undefined) ?? "info" });
+process.on("unhandledRejection", (error: unknown) => logger.error("unhandled_rejection", { error }));
+
+try {
+  const config = configFromEnv(process.env);
+  await start(config, createJsonLogger({ level: config.logLevel }));
+} catch (error) {
+  if (error instanceof ConfigError || error instanceof StartupError) {
+    logger.error("startup_failed", { error: error.message });
+    process.stderr.write(`llama-edge worker: ${error.message}\n`);
+    process.exit(2);
+  }
+  throw error;
+}

@@ -1,0 +1,185 @@
+/**
+ * The model runner: loads a model folder with transformers.js and drives the decoder one forward pass at a
+ * time, owning the KV state.
+ *
+ * Why not `model.generate()`: generate re-derives settings from generation_config (max_length 20, top_k 50,
+ * no top_p), samples in its own code, cannot report logprobs, cannot crop a cache to a common prefix, and
+ * hides how many positions it feeds. Driving `model.forward` (transformers.js' own decoder forward, which
+ * still fills position_ids, num_logits_to_keep, the empty initial cache and WebGPU output placement) keeps the
+ * loader and graph handling of transformers.js while every sampling and caching decision is ours.
+ */
+import { AutoModelForCausalLM, Tensor, env, type PreTrainedModel } from "@huggingface/transformers";
+import type { Device } from "./config.js";
+import type { Disposable } from "./kv-lru.js";
+import type { ModelFolder } from "./model-folder.js";
+import { StartupError } from "./model-folder.js";
+
+const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2, uint8: 1, int8: 1 };
+
+/** Tensors a forward pass may return: a small view of transformers.js' Tensor. */
+type KvTensor = Tensor;
+
+/**
+ * The KV cache of one sequence: `tokens` are the positions whose keys/values it holds. Mutated by
+ * `forward`/`crop`, so it belongs to one request at a time.
+ */
+export class KvState implements Disposable {
+  tokens: number[] = [];
+  /** `past_key_values.{i}.key|value` → tensor [1, kvHeads, tokens.length, headDim]; null before the first pass. */
+  past: Record<string, KvTensor> | null = null;
+  private disposed = false;
+
+  constructor(private readonly onDispose: () => void) {}
+
+  get bytes(): number {
+    if (!this.past) return 0;
+    let total = 0;
+    for (const t of Object.values(this.past)) total += t.size * (BYTES_PER_ELEMENT[t.type] ?? 4);
+    return total;
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Frees the tensors (GPU buffers on WebGPU). Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.past) for (const t of Object.values(this.past)) t.dispose();
+    this.past = null;
+    this.tokens = [];
+    this.onDispose();
+  }
+}
+
+export interface RunnerInfo {
+  model: string;
+  device: Device;
+  dtype: string;
+  vocabSize: number;
+  maxContext: number;
+}
+
+function int64Tensor(values: readonly number[] | BigInt64Array, dims: number[]): Tensor {
+  const data = values instanceof BigInt64Array ? values : BigInt64Array.from(values, (v) => BigInt(v));
+  return new Tensor("int64", data, dims);
+}
+
+/** Copies the first `keep` positions of a [1, heads, T, headDim] tensor (downloading GPU data if needed). */
+async function cropTensor(t: KvTensor, keep: number): Promise<KvTensor> {
+  const [batch, heads, length, headDim] = t.dims as [number, number, number, number];
+  if (batch !== 1) throw new Error(`cropTensor: batch ${batch} (only single sequences are cached)`);
+  const source = (t.location === "cpu" ? t.data : await t.ort_tensor.getData()) as Float32Array | Uint16Array;
+  const Ctor = source.constructor as { new (n: number): Float32Array | Uint16Array };
+  const out = new Ctor(heads * keep * headDim);
+  for (let h = 0; h < heads; h++) {
+    out.set(source.subarray(h * length * headDim, (h * length + keep) * headDim), h * keep * headDim);
+  }
+  return new Tensor(t.type as "float32", out as Float32Array, [1, heads, keep, headDim]);
+}
+
+export class ModelRunner {
+  private liveStates = 0;
+  /** Positions fed to the model since start, for metrics and tests of prefix reuse. */
+  fedTokens = { prefill: 0, decode: 0 };
+
+  private constructor(
+    private readonly model: PreTrainedModel,
+    readonly info: RunnerInfo,
+  ) {}
+
+  static async load(folder: ModelFolder, device: Device, cpuThreads: number): Promise<ModelRunner> {
+    env.allowRemoteModels = false;
+    env.allowLocalModels = true;
+    env.useFSCache = false;
+    const sessionOptions: Record<string, unknown> = { logSeverityLevel: 3 };
+    if (device === "cpu" && cpuThreads > 0) sessionOptions.intraOpNumThreads = cpuThreads;
+    let model: PreTrainedModel;
+    try {
+      model = await AutoModelForCausalLM.from_pretrained(folder.dir, {
+        device,
+        dtype: folder.dtype,
+        local_files_only: true,
+        session_options: sessionOptions,
+      });
+    } catch (error) {
+      throw new StartupError(
+        `loading ${folder.onnxFile} on ${device} failed: ${(error as Error).message}` +
+          (device === "webgpu" ? " (WebGPU needs libvulkan.so.1 and the NVIDIA Vulkan ICD; see runtime notes §7)" : ""),
+      );
+    }
+    return new ModelRunner(model, {
+      model: folder.name,
+      device,
+      dtype: folder.dtype,
+      vocabSize: folder.args.vocab_size,
+      maxContext: folder.maxContext,
+    });
+  }
+
+  /** KV caches allocated and not yet disposed. */
+  get liveKvStates(): number {
+    return this.liveStates;
+  }
+
+  newState(): KvState {
+    this.liveStates++;
+    return new KvState(() => this.liveStates--);
+  }
+
+  /**
+   * Runs `tokens` after the state's cached positions, appends them to the state and returns the logits of the
+   * last position (a fresh float32 copy the caller may modify).
+   */
+  async forward(state: KvState, tokens: readonly number[], phase: "prefill" | "decode"): Promise<Float32Array> {
+    if (state.isDisposed) throw new Error("forward on a disposed KV state");
+    if (tokens.length === 0) throw new Error("forward needs at least one token");
+    const past = state.tokens.length;
+    const total = past + tokens.length;
+    const inputs: Record<string, unknown> = {
+      input_ids: int64Tensor(tokens, [1, tokens.length]),
+      attention_mask: int64Tensor(new BigInt64Array(total).fill(1n), [1, total]),
+      // Only the last position's logits are needed (ignored by graphs without this input).
+      num_logits_to_keep: new Tensor("int64", BigInt64Array.of(1n), []),
+    };
+    if (state.past) inputs.past_key_values = state.past;
+    const outputs = (await this.model.forward(inputs)) as Record<string, KvTensor>;
+    this.fedTokens[phase] += tokens.length;
+
+    const next: Record<string, KvTensor> = {};
+    for (const [name, tensor] of Object.entries(outputs)) {
+      if (name.startsWith("present")) next[name.replace("present", "past_key_values")] = tensor;
+    }
+    if (state.past) for (const [name, old] of Object.entries(state.past)) if (next[name] !== old) old.dispose();
+    state.past = next;
+    state.tokens.push(...tokens);
+
+    const logitsTensor = outputs.logits!;
+    const [, rows, vocab] = logitsTensor.dims as [number, number, number];
+    let logits: Float32Array;
+    if (logitsTensor.type === "float32") {
+      logits = (logitsTensor.data as Float32Array).slice((rows - 1) * vocab, rows * vocab);
+    } else {
+      logits = logitsTensor.slice(null, -1, null).to("float32").data as Float32Array;
+    }
+    logitsTensor.dispose();
+    return logits;
+  }
+
+  /** Keeps only the first `length` cached positions. */
+  async crop(state: KvState, length: number): Promise<void> {
+    if (length > state.tokens.length || length < 0) throw new Error(`crop to ${length} of ${state.tokens.length}`);
+    if (length === state.tokens.length) return;
+    if (!state.past) return;
+    const cropped: Record<string, KvTensor> = {};
+    for (const [name, t] of Object.entries(state.past)) cropped[name] = await cropTensor(t, length);
+    for (const t of Object.values(state.past)) t.dispose();
+    state.past = cropped;
+    state.tokens.length = length;
+  }
+
+  async dispose(): Promise<void> {
+    await this.model.dispose();
+  }
+}
