@@ -7,3 +7,6 @@ export * from "./tensor.js";
 export * from "./rng.js";
 export * from "./sampling.js";
 export * from "./weights.js";
+export * from "./reference.js";
+export * from "./generation.js";
+export * from "./safetensors.js";
