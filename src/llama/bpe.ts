@@ -4,200 +4,235 @@
  * concatenation has the lowest rank is merged, ties going to the leftmost pair, until no adjacent
  * concatenation is a token.
  *
- * Short pieces use tiktoken's own quadratic scan (fastest for the handful of bytes of a typical
- * piece). Long pieces use a binary heap of candidate pairs keyed by (rank, position) over a linked
- * list of parts, which makes the same choices in O(n log n): 200,000 identical letters or 100,000
- * spaces stay linear-ish instead of quadratic.
+ * Short pieces use tiktoken's own strategy (rescan the pairs after each merge: fastest for the handful
+ * of bytes of a typical piece). Long pieces use a binary heap of candidate pairs keyed by
+ * (rank, position) over a linked list of parts, which makes the same choices in O(n log n), so
+ * 200,000 identical letters or 100,000 spaces stay fast instead of quadratic.
+ *
+ * Natural text repeats its out-of-vocabulary pieces, so results for short pieces are kept in a small
+ * direct-mapped cache keyed by the piece bytes.
  */
 
 import type { RankTable } from "./rank-table.js";
+import { hashBytes } from "./rank-table.js";
 
-/** Pieces up to this many bytes take the quadratic path. */
-const SHORT_PIECE_BYTES = 96;
+/** Pieces up to this many bytes take the rescanning path. */
+const SHORT_PIECE_BYTES = 64;
 const NO_RANK = 0x7fffffff;
-
-// Scratch buffers reused across calls (encoding is synchronous, so they are never shared).
-let starts = new Int32Array(256);
-let hashes = new Int32Array(256);
-let pairRanks = new Int32Array(256);
-let partRanks = new Int32Array(256);
-
-function ensureScratch(n: number): void {
-  if (starts.length > n + 1) return;
-  let size = starts.length;
-  while (size <= n + 1) size *= 2;
-  starts = new Int32Array(size);
-  hashes = new Int32Array(size);
-  pairRanks = new Int32Array(size);
-  partRanks = new Int32Array(size);
-}
-
-/** Appends the ranks of `bytes[start, end)` to `out`. Every single byte must be a token. */
-export function bytePairEncode(table: RankTable, bytes: Uint8Array, start: number, end: number, out: number[]): void {
-  const whole = table.rankOf(bytes, start, end);
-  if (whole !== -1) {
-    out.push(whole);
-    return;
-  }
-  if (end - start <= SHORT_PIECE_BYTES) mergeQuadratic(table, bytes, start, end, out);
-  else mergeWithHeap(table, bytes, start, end, out);
-}
-
-/** Rank of the concatenation of two adjacent parts, from their hashes; NO_RANK if not a token. */
-function pairRank(
-  table: RankTable,
-  bytes: Uint8Array,
-  leftStart: number,
-  leftHash: number,
-  rightStart: number,
-  rightHash: number,
-  rightEnd: number,
-): number {
-  if (rightEnd - leftStart > table.maxTokenLength) return NO_RANK;
-  const hash = (Math.imul(leftHash, table.hashPowers[rightEnd - rightStart]) + rightHash) | 0;
-  const rank = table.rankOfHashed(hash, bytes, leftStart, rightEnd);
-  return rank === -1 ? NO_RANK : rank;
-}
-
-/** tiktoken's `_byte_pair_merge`: rescan all pairs after each merge. */
-export function mergeQuadratic(table: RankTable, bytes: Uint8Array, start: number, end: number, out: number[]): void {
-  const n = end - start;
-  ensureScratch(n);
-  // Parts 0..m-1 start at starts[i] (absolute offsets); starts[m] === end.
-  let m = n;
-  for (let i = 0; i < n; i++) {
-    starts[i] = start + i;
-    hashes[i] = bytes[start + i] + 1;
-  }
-  starts[n] = end;
-  for (let i = 0; i < n - 1; i++) {
-    pairRanks[i] = pairRank(table, bytes, starts[i], hashes[i], starts[i + 1], hashes[i + 1], starts[i + 2]);
-  }
-  for (;;) {
-    let best = NO_RANK;
-    let at = -1;
-    for (let i = 0; i < m - 1; i++) {
-      if (pairRanks[i] < best) {
-        best = pairRanks[i];
-        at = i;
-      }
-    }
-    if (at === -1) break;
-    // Merge part at+1 into part at.
-    hashes[at] = (Math.imul(hashes[at], table.hashPowers[starts[at + 2] - starts[at + 1]]) + hashes[at + 1]) | 0;
-    partRanks[at] = best;
-    starts.copyWithin(at + 1, at + 2, m + 1);
-    hashes.copyWithin(at + 1, at + 2, m);
-    partRanks.copyWithin(at + 1, at + 2, m);
-    pairRanks.copyWithin(at + 1, at + 2, m - 1);
-    m--;
-    if (at + 1 < m) {
-      pairRanks[at] = pairRank(table, bytes, starts[at], hashes[at], starts[at + 1], hashes[at + 1], starts[at + 2]);
-    } else {
-      pairRanks[at] = NO_RANK;
-    }
-    if (at > 0) {
-      pairRanks[at - 1] = pairRank(table, bytes, starts[at - 1], hashes[at - 1], starts[at], hashes[at], starts[at + 1]);
-    }
-  }
-  // partRanks holds the rank of every merged part; parts that stayed single bytes are looked up.
-  for (let i = 0; i < m; i++) {
-    out.push(starts[i + 1] - starts[i] === 1 ? byteRank(table, bytes, starts[i]) : partRanks[i]);
-  }
-}
-
-function byteRank(table: RankTable, bytes: Uint8Array, at: number): number {
-  const rank = table.rankOf(bytes, at, at + 1);
-  if (rank === -1) throw new Error(`byte 0x${bytes[at].toString(16)} is not a token`);
-  return rank;
-}
-
-// --- heap path -------------------------------------------------------------------------------
-
-let nextPart = new Int32Array(256);
-let prevPart = new Int32Array(256);
-let heapKeys = new Float64Array(1024);
-
-/** Heap key: rank first, then position, so the minimum is the lowest rank, leftmost. */
+/** Heap keys are rank * POSITION_RANGE + offset, so the minimum is the lowest rank, leftmost. */
 const POSITION_RANGE = 2 ** 22;
 
-function mergeWithHeap(table: RankTable, bytes: Uint8Array, start: number, end: number, out: number[]): void {
-  const n = end - start;
-  if (n >= POSITION_RANGE) throw new RangeError(`piece of ${n} bytes is too long to merge`);
-  ensureScratch(n);
-  if (nextPart.length <= n + 1) {
-    nextPart = new Int32Array(starts.length);
-    prevPart = new Int32Array(starts.length);
+const CACHE_BITS = 12;
+const CACHE_ENTRIES = 1 << CACHE_BITS;
+/** Longest piece (bytes) and longest result (ranks) the cache stores. */
+const CACHE_KEY_BYTES = 32;
+const CACHE_RESULT_RANKS = 16;
+
+export class BytePairEncoder {
+  private readonly table: RankTable;
+  private readonly hashPowers: Int32Array;
+  private readonly maxTokenLength: number;
+
+  // Scratch state for one merge, indexed by part (offset within the piece).
+  private nextPart = new Int32Array(256);
+  private prevPart = new Int32Array(256);
+  private hashes = new Int32Array(256);
+  private pairRanks = new Int32Array(256);
+  private partRanks = new Int32Array(256);
+  private heapKeys = new Float64Array(768);
+
+  // Direct-mapped cache: entry e holds a piece of cacheKeyLength[e] bytes (0 = empty) and its ranks.
+  private readonly cacheHash = new Int32Array(CACHE_ENTRIES);
+  private readonly cacheKeyLength = new Uint8Array(CACHE_ENTRIES);
+  private readonly cacheKeys = new Uint8Array(CACHE_ENTRIES * CACHE_KEY_BYTES);
+  private readonly cacheResultLength = new Uint8Array(CACHE_ENTRIES);
+  private readonly cacheResults = new Int32Array(CACHE_ENTRIES * CACHE_RESULT_RANKS);
+
+  constructor(table: RankTable) {
+    this.table = table;
+    this.hashPowers = table.hashPowers;
+    this.maxTokenLength = table.maxTokenLength;
   }
-  if (heapKeys.length < 3 * n + 8) heapKeys = new Float64Array(3 * n + 8);
-  // Parts are identified by their offset i within the piece; nextPart[i] is the following part's
-  // offset (n at the end), prevPart[i] the preceding one (-1 at the start). pairRanks[i] is the
-  // rank of part i merged with its successor, partRanks[i] the rank of part i itself.
-  for (let i = 0; i < n; i++) {
-    nextPart[i] = i + 1;
-    prevPart[i] = i - 1;
-    hashes[i] = bytes[start + i] + 1;
-    partRanks[i] = byteRank(table, bytes, start + i);
+
+  /** Appends the ranks of `bytes[start, end)` to `out`. Every single byte must be a token. */
+  encode(bytes: Uint8Array, start: number, end: number, out: number[]): void {
+    const length = end - start;
+    if (length > this.maxTokenLength) {
+      this.merge(bytes, start, end, out);
+      return;
+    }
+    const hash = hashBytes(bytes, start, end);
+    const whole = this.table.rankOfHashed(hash, bytes, start, end);
+    if (whole !== -1) {
+      out.push(whole);
+      return;
+    }
+    if (length > CACHE_KEY_BYTES) {
+      this.merge(bytes, start, end, out);
+      return;
+    }
+    const entry = Math.imul(hash, 0x9e3779b1) >>> (32 - CACHE_BITS);
+    if (this.cacheKeyLength[entry] === length && this.cacheHash[entry] === hash) {
+      const key = entry * CACHE_KEY_BYTES;
+      let i = 0;
+      while (i < length && this.cacheKeys[key + i] === bytes[start + i]) i++;
+      if (i === length) {
+        const results = entry * CACHE_RESULT_RANKS;
+        const count = this.cacheResultLength[entry];
+        for (let k = 0; k < count; k++) out.push(this.cacheResults[results + k]);
+        return;
+      }
+    }
+    const before = out.length;
+    this.merge(bytes, start, end, out);
+    const count = out.length - before;
+    if (count <= CACHE_RESULT_RANKS) {
+      this.cacheHash[entry] = hash;
+      this.cacheKeyLength[entry] = length;
+      this.cacheKeys.set(bytes.subarray(start, end), entry * CACHE_KEY_BYTES);
+      this.cacheResultLength[entry] = count;
+      const results = entry * CACHE_RESULT_RANKS;
+      for (let k = 0; k < count; k++) this.cacheResults[results + k] = out[before + k];
+    }
   }
-  let heapSize = 0;
-  const push = (key: number): void => {
-    let i = heapSize++;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (heapKeys[parent] <= key) break;
-      heapKeys[i] = heapKeys[parent];
-      i = parent;
+
+  /** The merge loop alone (no whole-piece lookup, no cache): exposed so tests can compare strategies. */
+  merge(bytes: Uint8Array, start: number, end: number, out: number[], strategy?: "rescan" | "heap"): void {
+    const n = end - start;
+    if (n >= POSITION_RANGE) throw new RangeError(`piece of ${n} bytes is too long to merge`);
+    this.ensureScratch(n);
+    const hashes = this.hashes;
+    const partRanks = this.partRanks;
+    const nextPart = this.nextPart;
+    const prevPart = this.prevPart;
+    for (let i = 0; i < n; i++) {
+      nextPart[i] = i + 1;
+      prevPart[i] = i - 1;
+      hashes[i] = bytes[start + i] + 1;
+      partRanks[i] = -1;
     }
-    heapKeys[i] = key;
-  };
-  const pop = (): number => {
-    const top = heapKeys[0];
-    const last = heapKeys[--heapSize];
-    let i = 0;
-    for (;;) {
-      let child = 2 * i + 1;
-      if (child >= heapSize) break;
-      if (child + 1 < heapSize && heapKeys[child + 1] < heapKeys[child]) child++;
-      if (heapKeys[child] >= last) break;
-      heapKeys[i] = heapKeys[child];
-      i = child;
+    if (strategy === "heap" || (strategy === undefined && n > SHORT_PIECE_BYTES)) this.mergeWithHeap(bytes, start, n);
+    else this.mergeByRescan(bytes, start, n);
+    for (let i = 0; i < n; i = nextPart[i]) {
+      let rank = partRanks[i];
+      if (rank === -1) {
+        // Parts that stayed single bytes were never looked up.
+        rank = this.table.rankOfHashed(hashes[i], bytes, start + i, start + i + 1);
+        if (rank === -1) throw new Error(`byte 0x${bytes[start + i].toString(16)} is not a token`);
+      }
+      out.push(rank);
     }
-    heapKeys[i] = last;
-    return top;
-  };
-  const rankAfter = (i: number): number => {
-    const j = nextPart[i];
+  }
+
+  private ensureScratch(n: number): void {
+    if (this.nextPart.length > n + 1) return;
+    let size = this.nextPart.length;
+    while (size <= n + 1) size *= 2;
+    this.nextPart = new Int32Array(size);
+    this.prevPart = new Int32Array(size);
+    this.hashes = new Int32Array(size);
+    this.pairRanks = new Int32Array(size);
+    this.partRanks = new Int32Array(size);
+    this.heapKeys = new Float64Array(3 * size);
+  }
+
+  /** Rank of part `i` merged with its successor (NO_RANK if that is not a token or there is none). */
+  private rankAfter(bytes: Uint8Array, start: number, n: number, i: number): number {
+    const j = this.nextPart[i];
     if (j >= n) return NO_RANK;
-    return pairRank(table, bytes, start + i, hashes[i], start + j, hashes[j], start + nextPart[j]);
-  };
-  for (let i = 0; i < n - 1; i++) {
-    const rank = rankAfter(i);
-    pairRanks[i] = rank;
-    if (rank !== NO_RANK) push(rank * POSITION_RANGE + i);
+    const k = this.nextPart[j];
+    if (k - i > this.maxTokenLength) return NO_RANK;
+    const hash = (Math.imul(this.hashes[i], this.hashPowers[k - j]) + this.hashes[j]) | 0;
+    const rank = this.table.rankOfHashed(hash, bytes, start + i, start + k);
+    return rank === -1 ? NO_RANK : rank;
   }
-  pairRanks[n - 1] = NO_RANK;
-  while (heapSize > 0) {
-    const key = pop();
-    const rank = Math.floor(key / POSITION_RANGE);
-    const i = key - rank * POSITION_RANGE;
-    // Entries go stale when a neighbour merges; only the pair's current rank is authoritative.
-    if (pairRanks[i] !== rank) continue;
+
+  /** Merges part i with its successor, whose concatenation has rank `rank`. */
+  private mergeAt(i: number, rank: number, n: number): void {
+    const nextPart = this.nextPart;
     const j = nextPart[i];
     const k = nextPart[j];
-    hashes[i] = (Math.imul(hashes[i], table.hashPowers[k - j]) + hashes[j]) | 0;
-    partRanks[i] = rank;
-    pairRanks[j] = NO_RANK;
+    this.hashes[i] = (Math.imul(this.hashes[i], this.hashPowers[k - j]) + this.hashes[j]) | 0;
+    this.partRanks[i] = rank;
+    this.pairRanks[j] = NO_RANK;
     nextPart[i] = k;
-    if (k < n) prevPart[k] = i;
-    const after = rankAfter(i);
-    pairRanks[i] = after;
-    if (after !== NO_RANK) push(after * POSITION_RANGE + i);
-    const p = prevPart[i];
-    if (p >= 0) {
-      const before = rankAfter(p);
-      pairRanks[p] = before;
-      if (before !== NO_RANK) push(before * POSITION_RANGE + p);
+    if (k < n) this.prevPart[k] = i;
+  }
+
+  /** tiktoken's `_byte_pair_merge`: after each merge, rescan all pairs for the lowest rank. */
+  private mergeByRescan(bytes: Uint8Array, start: number, n: number): void {
+    const pairRanks = this.pairRanks;
+    const nextPart = this.nextPart;
+    for (let i = 0; i < n; i++) pairRanks[i] = this.rankAfter(bytes, start, n, i);
+    for (;;) {
+      let best = NO_RANK;
+      let at = -1;
+      for (let i = 0; i < n; i = nextPart[i]) {
+        if (pairRanks[i] < best) {
+          best = pairRanks[i];
+          at = i;
+        }
+      }
+      if (at === -1) return;
+      this.mergeAt(at, best, n);
+      pairRanks[at] = this.rankAfter(bytes, start, n, at);
+      const p = this.prevPart[at];
+      if (p >= 0) pairRanks[p] = this.rankAfter(bytes, start, n, p);
     }
   }
-  for (let i = 0; i < n; i = nextPart[i]) out.push(partRanks[i]);
+
+  /** The same merges driven by a heap of (rank, position) keys with lazy deletion. */
+  private mergeWithHeap(bytes: Uint8Array, start: number, n: number): void {
+    const pairRanks = this.pairRanks;
+    const heap = this.heapKeys;
+    let size = 0;
+    const push = (key: number): void => {
+      let i = size++;
+      while (i > 0) {
+        const parent = (i - 1) >> 1;
+        if (heap[parent] <= key) break;
+        heap[i] = heap[parent];
+        i = parent;
+      }
+      heap[i] = key;
+    };
+    const pop = (): number => {
+      const top = heap[0];
+      const last = heap[--size];
+      let i = 0;
+      for (;;) {
+        let child = 2 * i + 1;
+        if (child >= size) break;
+        if (child + 1 < size && heap[child + 1] < heap[child]) child++;
+        if (heap[child] >= last) break;
+        heap[i] = heap[child];
+        i = child;
+      }
+      heap[i] = last;
+      return top;
+    };
+    for (let i = 0; i < n; i++) {
+      const rank = this.rankAfter(bytes, start, n, i);
+      pairRanks[i] = rank;
+      if (rank !== NO_RANK) push(rank * POSITION_RANGE + i);
+    }
+    while (size > 0) {
+      const key = pop();
+      const rank = Math.floor(key / POSITION_RANGE);
+      const i = key - rank * POSITION_RANGE;
+      // Entries go stale when a neighbour merges; the pair's current rank is authoritative. A key
+      // equal to the current (rank, i) is the true minimum, whichever push it came from.
+      if (pairRanks[i] !== rank) continue;
+      this.mergeAt(i, rank, n);
+      const after = this.rankAfter(bytes, start, n, i);
+      pairRanks[i] = after;
+      if (after !== NO_RANK) push(after * POSITION_RANGE + i);
+      const p = this.prevPart[i];
+      if (p >= 0) {
+        const before = this.rankAfter(bytes, start, n, p);
+        pairRanks[p] = before;
+        if (before !== NO_RANK) push(before * POSITION_RANGE + p);
+      }
+    }
+  }
 }

@@ -29,6 +29,9 @@ export function isPythonSpace(cp: number): boolean {
   );
 }
 
+/** `isPythonSpace` for the ASCII range, as a table for the byte loop below. */
+const ASCII_SPACE = Uint8Array.from({ length: 128 }, (_, cp) => (isPythonSpace(cp) ? 1 : 0));
+
 /**
  * Offsets (in UTF-8 bytes of `bytes[start, end)`) where the reference cuts the text: the
  * 400,000-code-point slice boundaries and the cuts inside over-long same-class runs. The returned list
@@ -40,38 +43,31 @@ export function longInputCuts(bytes: Uint8Array, start: number, end: number): nu
   let sliceCodePoints = 0;
   let runLength = 0;
   let inSpace = false;
-  let atSliceStart = true;
   let pos = start;
   while (pos < end) {
     const b = bytes[pos];
-    let cp: number;
-    let len: number;
+    let space: boolean;
     if (b < 0x80) {
-      cp = b;
-      len = 1;
+      space = ASCII_SPACE[b] === 1;
+    } else if (b < 0xc0) {
+      pos++; // a continuation byte: not the start of a code point
+      continue;
     } else if (b < 0xe0) {
-      cp = ((b & 0x1f) << 6) | (bytes[pos + 1] & 0x3f);
-      len = 2;
+      space = isPythonSpace(((b & 0x1f) << 6) | (bytes[pos + 1] & 0x3f));
     } else if (b < 0xf0) {
-      cp = ((b & 0x0f) << 12) | ((bytes[pos + 1] & 0x3f) << 6) | (bytes[pos + 2] & 0x3f);
-      len = 3;
+      space = isPythonSpace(((b & 0x0f) << 12) | ((bytes[pos + 1] & 0x3f) << 6) | (bytes[pos + 2] & 0x3f));
     } else {
-      // Astral code points are never Python whitespace; the value itself is not needed.
-      cp = 0x10000;
-      len = 4;
+      space = false; // astral code points are never Python whitespace
     }
     if (sliceCodePoints === TIKTOKEN_MAX_ENCODE_CHARS) {
-      if (pos !== cuts[cuts.length - 1]) cuts.push(pos);
+      cuts.push(pos);
       sliceCodePoints = 0;
-      atSliceStart = true;
     }
-    const space = isPythonSpace(cp);
-    if (atSliceStart) {
-      // The state starts with the class of the slice's first character and a run length of 0, so
-      // the first character counts as 1 like every other one.
+    if (sliceCodePoints === 0) {
+      // Each slice starts in the class of its first character with a run length of 0, so that
+      // character counts as 1 like every other one.
       inSpace = space;
       runLength = 0;
-      atSliceStart = false;
     }
     if (space !== inSpace) {
       inSpace = space;
@@ -81,9 +77,9 @@ export function longInputCuts(bytes: Uint8Array, start: number, end: number): nu
       runLength = 1;
     }
     sliceCodePoints++;
-    pos += len;
+    pos++;
   }
-  if (end !== cuts[cuts.length - 1] || cuts.length === 1) cuts.push(end);
+  cuts.push(end);
   return cuts;
 }
 

@@ -8,7 +8,7 @@
  * (`rank-table.ts`).
  */
 
-import { bytePairEncode } from "./bpe.js";
+import { BytePairEncoder } from "./bpe.js";
 import { longInputCuts, MAX_NO_WHITESPACES_CHARS } from "./long-input.js";
 import { pieceEnd } from "./pretokenize.js";
 import { RankTable } from "./rank-table.js";
@@ -55,6 +55,10 @@ export class DisallowedSpecialTokenError extends Error {
   }
 }
 
+// Local copies of hot constants: some module loaders (vitest, tsx) turn imported bindings into getters.
+const BASE = NUM_BASE_TOKENS;
+const VOCAB = VOCAB_SIZE;
+
 const utf8Encoder = new TextEncoder();
 const SPECIAL_IDS: Readonly<Record<string, number>> = Object.freeze(
   Object.fromEntries(SPECIAL_TOKEN_NAMES.map((name, i) => [name, NUM_BASE_TOKENS + i])),
@@ -77,6 +81,7 @@ export class Tokenizer {
   readonly vocabSize = VOCAB_SIZE;
 
   private readonly table: RankTable;
+  private readonly bpe: BytePairEncoder;
   /** Rank of each single byte: pieces of one byte skip the hash table. */
   private readonly byteRanks = new Int32Array(256);
   private readonly utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
@@ -93,6 +98,7 @@ export class Tokenizer {
       this.byteRanks[b] = rank;
     }
     this.table = table;
+    this.bpe = new BytePairEncoder(table);
   }
 
   /** Wraps the compact edge asset (`scripts/build-tokenizer.ts`, or `toData()`); no parsing. */
@@ -194,13 +200,13 @@ export class Tokenizer {
 
   /** Text without special tokens: pre-tokenizer pieces, then BPE. */
   private encodeOrdinary(bytes: Uint8Array, start: number, end: number, out: number[]): void {
-    const table = this.table;
+    const bpe = this.bpe;
     const byteRanks = this.byteRanks;
     let pos = start;
     while (pos < end) {
       const next = pieceEnd(bytes, pos, end);
       if (next - pos === 1) out.push(byteRanks[bytes[pos]]);
-      else bytePairEncode(table, bytes, pos, next, out);
+      else bpe.encode(bytes, pos, next, out);
       pos = next;
     }
   }
@@ -217,20 +223,21 @@ export class Tokenizer {
     let total = 0;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      if (id >= 0 && id < NUM_BASE_TOKENS && Number.isInteger(id)) total += offsets[id + 1] - offsets[id];
-      else if (id >= NUM_BASE_TOKENS && id < VOCAB_SIZE && Number.isInteger(id)) total += SPECIAL_BYTES[id - NUM_BASE_TOKENS].length;
-      else throw new RangeError(`decode: ids[${i}] = ${describe(id)} is not a token id (0..${VOCAB_SIZE - 1})`);
+      // (id >>> 0) === id holds only for integers 0..2^32-1, so this also rejects non-numbers.
+      if (id < BASE && id >>> 0 === id) total += offsets[id + 1] - offsets[id];
+      else if (id < VOCAB && id >>> 0 === id) total += SPECIAL_BYTES[id - BASE].length;
+      else throw new RangeError(`decode: ids[${i}] = ${describe(id)} is not a token id (0..${VOCAB - 1})`);
     }
     const result = new Uint8Array(total);
     const blob = this.table.blob;
     let at = 0;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      if (id < NUM_BASE_TOKENS) {
+      if (id < BASE) {
         const end = offsets[id + 1];
         for (let p = offsets[id]; p < end; p++) result[at++] = blob[p];
       } else {
-        const special = SPECIAL_BYTES[id - NUM_BASE_TOKENS];
+        const special = SPECIAL_BYTES[id - BASE];
         result.set(special, at);
         at += special.length;
       }

@@ -52,3 +52,8 @@ export interface GoldenVectors {
 export function goldenVectors(): GoldenVectors {
   return JSON.parse(readFileSync(GOLDEN_VECTORS_PATH, "utf8")) as GoldenVectors;
 }
+
+/** `s` with every lone surrogate replaced by U+FFFD (String.prototype.toWellFormed, ES2024). */
+export function wellFormed(s: string): string {
+  return s.replace(/\p{Cs}/gu, "\ufffd");
+}
