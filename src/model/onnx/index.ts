@@ -1,0 +1,7 @@
+// ONNX builder public API (Node): transformers.js-ready Llama model folders.
+export { buildModelFolder, buildGraph, MAX_ROPE_POSITIONS, type BuildModelOptions, type BuildProgress, type BuiltModelFolder } from "./build.js";
+export { GRAPH_FLAVOURS, MODEL_DTYPES, onnxFileName, ioDataType, isQuantized, type GraphFlavour, type ModelDtype } from "./graph-common.js";
+export { defaultTokenizerDir } from "./model-folder.js";
+export { storedWeights } from "./stored-weights.js";
+export { decodeModel, DataType } from "./onnx-proto.js";
+export { Q4_BLOCK_SIZE, quantizeQ4, dequantizeQ4, float16Bits, float16Value, roundToFloat16 } from "./quantize.js";

@@ -1,0 +1,154 @@
+// Number formats of the stored weights: IEEE half precision, and 4-bit symmetric block
+// quantisation (block 32 along the input dimension) in the two layouts onnxruntime reads.
+
+// ---------------------------------------------------------------------------------------------
+// float16
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** IEEE 754 half-precision bits of a float32 value, rounding to nearest even (as numpy does). */
+export function float16Bits(value: number): number {
+  f32[0] = value;
+  const u = u32[0];
+  const sign = (u >>> 16) & 0x8000;
+  const exponent = (u >>> 23) & 0xff;
+  let mantissa = u & 0x7fffff;
+  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0); // inf, NaN
+  const e = exponent - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00; // overflow to inf
+  if (e <= 0) {
+    // Subnormal half (or zero): shift the mantissa with its implicit bit into place.
+    if (e < -10) return sign;
+    mantissa |= 0x800000;
+    const shift = 14 - e;
+    let half = mantissa >>> shift;
+    const rest = mantissa & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rest > halfway || (rest === halfway && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mantissa >>> 13);
+  const rest = mantissa & 0x1fff;
+  // A carry out of the mantissa correctly bumps the exponent (up to inf).
+  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
+  return sign | half;
+}
+
+/** The float value of IEEE half-precision bits. */
+export function float16Value(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >>> 10) & 0x1f;
+  const mantissa = bits & 0x3ff;
+  if (exponent === 0) return sign * mantissa * 2 ** -24;
+  if (exponent === 0x1f) return mantissa ? NaN : sign * Infinity;
+  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+/** Converts float32 values to half-precision bits. */
+export function toFloat16(src: ArrayLike<number>, dst = new Uint16Array(src.length)): Uint16Array {
+  for (let i = 0; i < src.length; i++) dst[i] = float16Bits(src[i]);
+  return dst;
+}
+
+/** The value a float32 number takes once stored as float16. */
+export function roundToFloat16(value: number): number {
+  return float16Value(float16Bits(value));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4-bit block quantisation
+
+/** Elements per quantisation block (along the input dimension K), as onnxruntime-genai uses. */
+export const Q4_BLOCK_SIZE = 32;
+
+/**
+ * A [rows, cols] matrix quantised row by row in blocks of 32 columns (cols is the matmul's K, rows
+ * its N, i.e. the Hugging Face [out, in] layout). `packed` is exactly MatMulNBits' `B` input and
+ * GatherBlockQuantized's `data`: [rows, cols/32, 16] bytes, unsigned codes 0..15 (value = code - 8),
+ * low nibble first. `scales` is [rows, cols/32].
+ */
+export interface Q4Matrix {
+  rows: number;
+  cols: number;
+  packed: Uint8Array;
+  scales: Float32Array;
+}
+
+/**
+ * Symmetric quantisation: each block's scale is its largest-magnitude value divided by -8, so that
+ * value maps exactly to code 0 (-8) and the whole [-8, 7] range is used (onnxruntime's MLAS
+ * symmetric rule). `roundScale` models the stored scale precision (float16 for q4f16); codes are
+ * computed against the rounded scale so that dequantisation reproduces them exactly.
+ */
+export function quantizeQ4(
+  data: Float32Array,
+  rows: number,
+  cols: number,
+  roundScale: (scale: number) => number = Math.fround,
+): Q4Matrix {
+  if (cols % Q4_BLOCK_SIZE !== 0) {
+    throw new Error(`4-bit quantisation needs the input dimension to be a multiple of ${Q4_BLOCK_SIZE}, got ${cols}`);
+  }
+  if (data.length !== rows * cols) throw new Error(`quantizeQ4: ${data.length} values for a [${rows}, ${cols}] matrix`);
+  const blocks = cols / Q4_BLOCK_SIZE;
+  const packed = new Uint8Array((rows * cols) / 2);
+  const scales = new Float32Array(rows * blocks);
+  for (let b = 0; b < rows * blocks; b++) {
+    const start = b * Q4_BLOCK_SIZE;
+    let extreme = 0;
+    for (let i = start; i < start + Q4_BLOCK_SIZE; i++) {
+      if (Math.abs(data[i]) > Math.abs(extreme)) extreme = data[i];
+    }
+    const scale = roundScale(extreme / -8);
+    scales[b] = scale;
+    const inverse = scale === 0 ? 0 : 1 / scale;
+    for (let i = start; i < start + Q4_BLOCK_SIZE; i += 2) {
+      const lo = Math.min(7, Math.max(-8, Math.round(data[i] * inverse))) + 8;
+      const hi = Math.min(7, Math.max(-8, Math.round(data[i + 1] * inverse))) + 8;
+      packed[i >>> 1] = lo | (hi << 4);
+    }
+  }
+  return { rows, cols, packed, scales };
+}
+
+/** The float matrix a Q4Matrix stands for: (code - 8) · scale. */
+export function dequantizeQ4(q: Q4Matrix): Float32Array {
+  const out = new Float32Array(q.rows * q.cols);
+  for (let i = 0; i < out.length; i += 2) {
+    const scale = q.scales[Math.floor(i / Q4_BLOCK_SIZE)];
+    const byte = q.packed[i >>> 1];
+    out[i] = ((byte & 0x0f) - 8) * scale;
+    out[i + 1] = ((byte >>> 4) - 8) * scale;
+  }
+  return out;
+}
+
+/**
+ * The same codes as an ONNX INT4 tensor of shape [cols, rows] (K-major, the float MatMul
+ * orientation) for `DequantizeLinear(axis=0, block_size=32)`: element (k, n) at flat index
+ * k·rows + n, two's-complement nibbles, low nibble first.
+ */
+export function int4Transposed(q: Q4Matrix): Uint8Array {
+  const { rows, cols, packed } = q;
+  const out = new Uint8Array(Math.ceil((rows * cols) / 2));
+  for (let n = 0; n < rows; n++) {
+    for (let k = 0; k < cols; k++) {
+      const source = n * cols + k;
+      const byte = packed[source >>> 1];
+      // Unsigned code c stands for c - 8, whose 4-bit two's complement is c ^ 8.
+      const nibble = ((source & 1 ? byte >>> 4 : byte) & 0x0f) ^ 0x08;
+      const target = k * rows + n;
+      out[target >>> 1] |= target & 1 ? nibble << 4 : nibble;
+    }
+  }
+  return out;
+}
+
+/** Scales [rows, blocks] transposed to [blocks, rows], DequantizeLinear's layout for axis 0. */
+export function scalesTransposed(q: Q4Matrix): Float32Array {
+  const blocks = q.cols / Q4_BLOCK_SIZE;
+  const out = new Float32Array(q.scales.length);
+  for (let n = 0; n < q.rows; n++) for (let b = 0; b < blocks; b++) out[b * q.rows + n] = q.scales[n * blocks + b];
+  return out;
+}
