@@ -116,6 +116,17 @@ function topPKeepCount(sorted: ArrayLike<number>, count: number, p: number, tota
 }
 
 /**
+ * How many tokens of a descending probability list the reference top-p rule keeps (the list is
+ * normalised by its sum first).
+ */
+export function topPKeptCount(sortedDescending: ArrayLike<number>, topP: number): number {
+  if (!(topP >= 0 && topP <= 1)) throw new RangeError(`topP: expected a number in [0, 1], got ${topP}`);
+  let total = 0;
+  for (let i = 0; i < sortedDescending.length; i++) total += sortedDescending[i]!;
+  return topPKeepCount(sortedDescending, sortedDescending.length, topP, total, true);
+}
+
+/**
  * The reference `sample_top_p` on a probability vector: sort descending, keep by top-p, renormalise,
  * draw, map back to the original index. Ties keep the lower index first.
  */
