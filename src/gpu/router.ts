@@ -75,13 +75,13 @@ export function createWorkerRouter(deps: RouterDeps) {
       logger.warn("unauthorized", { method: request.method, path: url.pathname, reason: verdict.reason });
       return jsonResponse(401, errorBody(ERROR_CODES.unauthorized, `unauthorized: ${verdict.reason}`));
     }
-    if (request.method === "POST") {
+    // An empty body stays undefined (cancel takes none); routes that need one reject it when validating.
+    if (request.method === "POST" && raw !== "") {
       try {
-        ctx.body = raw === "" ? undefined : JSON.parse(raw);
+        ctx.body = JSON.parse(raw);
       } catch (error) {
         throw HttpError.of(400, ERROR_CODES.invalidJson, `the body is not JSON: ${(error as Error).message}`);
       }
-      if (ctx.body === undefined) throw HttpError.of(400, ERROR_CODES.invalidJson, "the body is empty; a JSON object is expected");
     }
     return undefined;
   };
