@@ -11,7 +11,7 @@
 import { BytePairEncoder } from "./bpe.js";
 import { longInputCuts, MAX_NO_WHITESPACES_CHARS } from "./long-input.js";
 import { pieceEnd } from "./pretokenize.js";
-import { RankTable } from "./rank-table.js";
+import { RankTable, RankTableFormatError } from "./rank-table.js";
 import {
   BOS_ID,
   EOM_ID,
@@ -220,12 +220,17 @@ export class Tokenizer {
   decodeBytes(ids: readonly number[]): Uint8Array {
     if (!Array.isArray(ids)) throw new TypeError(`decode: ids must be an array of token ids, got ${describe(ids)}`);
     const offsets = this.table.offsets;
+    const maxTokenLength = this.table.maxTokenLength;
     let total = 0;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       // (id >>> 0) === id holds only for integers 0..2^32-1, so this also rejects non-numbers.
-      if (id < BASE && id >>> 0 === id) total += offsets[id + 1] - offsets[id];
-      else if (id < VOCAB && id >>> 0 === id) total += SPECIAL_BYTES[id - BASE].length;
+      if (id < BASE && id >>> 0 === id) {
+        const length = offsets[id + 1] - offsets[id];
+        // Only a corrupt asset can fail this (fromData checks the structure, not every offset).
+        if (length <= 0 || length > maxTokenLength) throw new RankTableFormatError(`corrupt rank table: token ${id} has length ${length}`);
+        total += length;
+      } else if (id < VOCAB && id >>> 0 === id) total += SPECIAL_BYTES[id - BASE].length;
       else throw new RangeError(`decode: ids[${i}] = ${describe(id)} is not a token id (0..${VOCAB - 1})`);
     }
     const result = new Uint8Array(total);

@@ -7,7 +7,6 @@
  *   spelled through GPT-2's byte-to-unicode alphabet.
  */
 
-import { z } from "zod";
 import { NUM_BASE_TOKENS } from "./special-tokens.js";
 import { LLAMA3_SPLIT_PATTERN } from "./split-regex.js";
 
@@ -75,13 +74,24 @@ function unicodeToByte(): Map<number, number> {
   return map;
 }
 
-const HuggingFaceTokenizerJson = z.object({
-  model: z.object({
-    type: z.literal("BPE"),
-    vocab: z.record(z.string(), z.number().int().nonnegative()),
-  }),
-  pre_tokenizer: z.unknown().optional(),
-});
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/**
+ * The fields of a tokenizer.json this reader uses, checked by hand: the project's schema library
+ * (zod, ~750 KB bundled) would dominate the tokenizer's cold start on the edge for three fields.
+ */
+function readVocab(value: unknown): { vocab: Record<string, unknown>; preTokenizer: unknown } {
+  if (!isRecord(value)) throw new VocabularyError("tokenizer.json: (root): expected an object");
+  const model = value.model;
+  if (!isRecord(model)) throw new VocabularyError("tokenizer.json: model: expected an object");
+  if (model.type !== "BPE") {
+    throw new VocabularyError(`tokenizer.json: model.type: expected "BPE", got ${JSON.stringify(model.type)}`);
+  }
+  if (!isRecord(model.vocab)) throw new VocabularyError("tokenizer.json: model.vocab: expected an object");
+  return { vocab: model.vocab, preTokenizer: value.pre_tokenizer };
+}
 
 /** Every `Split` regex in a pre_tokenizer tree. */
 function splitPatterns(node: unknown, found: string[] = []): string[] {
@@ -110,12 +120,8 @@ export function parseHuggingFaceTokenizerJson(json: string | object): Uint8Array
       throw new VocabularyError(`tokenizer.json: not valid JSON (${(error as Error).message})`);
     }
   }
-  const parsed = HuggingFaceTokenizerJson.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new VocabularyError(`tokenizer.json: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
-  }
-  for (const pattern of splitPatterns(parsed.data.pre_tokenizer)) {
+  const { vocab, preTokenizer } = readVocab(value);
+  for (const pattern of splitPatterns(preTokenizer)) {
     if (pattern !== LLAMA3_SPLIT_PATTERN) {
       throw new VocabularyError(`tokenizer.json: pre_tokenizer split pattern is not Llama 3's: ${JSON.stringify(pattern)}`);
     }
@@ -123,9 +129,11 @@ export function parseHuggingFaceTokenizerJson(json: string | object): Uint8Array
   const toByte = unicodeToByte();
   const tokens: (Uint8Array | undefined)[] = new Array(NUM_BASE_TOKENS);
   let count = 0;
-  for (const [text, id] of Object.entries(parsed.data.model.vocab)) {
-    if (id >= NUM_BASE_TOKENS) {
-      throw new VocabularyError(`tokenizer.json: model.vocab id ${id} is outside 0..${NUM_BASE_TOKENS - 1}`);
+  for (const [text, id] of Object.entries(vocab)) {
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id >= NUM_BASE_TOKENS) {
+      throw new VocabularyError(
+        `tokenizer.json: model.vocab[${JSON.stringify(text)}] = ${JSON.stringify(id)} is not an id in 0..${NUM_BASE_TOKENS - 1}`,
+      );
     }
     const bytes = new Uint8Array(text.length);
     for (let i = 0; i < text.length; i++) {

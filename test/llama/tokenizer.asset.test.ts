@@ -66,9 +66,20 @@ describe("edge asset", () => {
     wrongVersion[4] = 99;
     expect(() => Tokenizer.fromData(wrongVersion)).toThrow(/version 99 is not supported/);
     expect(() => Tokenizer.fromData(data.slice(0, data.length - 4))).toThrow(RankTableFormatError);
+    const badHeader = data.slice();
+    new Uint32Array(badHeader.buffer, 0, 8)[5] = 1 << 20; // maxTokenLength
+    expect(() => Tokenizer.fromData(badHeader)).toThrow(/maxTokenLength 1048576 is out of range/);
     const badOffsets = data.slice();
-    new Uint32Array(badOffsets.buffer, 32 + 4 * 5, 1)[0] = 0; // token 5 now starts before token 4 ends
-    expect(() => Tokenizer.fromData(badOffsets)).toThrow(/out of order/);
+    new Uint32Array(badOffsets.buffer, 32 + 4 * 500, 1)[0] = 0; // token 500 now starts before token 499 ends
+    const corrupt = Tokenizer.fromData(badOffsets); // O(1) load: only the structure is checked
+    expect(() => corrupt.decode([499])).toThrow(/corrupt rank table: token 499 has length/);
+    expect(() => corrupt.decode([500])).toThrow(/corrupt rank table: token 500 has length/);
+    const noEmptySlot = data.slice();
+    const header = new Uint32Array(noEmptySlot.buffer, 0, 8);
+    const slots = new Uint32Array(noEmptySlot.buffer, 32 + 4 * (header[2] + 1), 2 << header[3]);
+    for (let i = 1; i < slots.length; i += 2) if (slots[i] === 0) slots[i] = 1;
+    // Every probe sequence now runs through the whole table; lookups must still end.
+    expect(Tokenizer.fromData(noEmptySlot).encode("zq", { bos: false, eos: false })).toBeInstanceOf(Array);
     expect(() => Tokenizer.fromData("abc" as unknown as Uint8Array)).toThrow(/ArrayBuffer or a Uint8Array/);
   });
 
