@@ -74,10 +74,6 @@ export function applyPenalties(logits: Float32Array, previousTokens: readonly nu
   }
 }
 
-function assertNoNaN(logits: ArrayLike<number>): void {
-  for (let i = 0; i < logits.length; i++) if (Number.isNaN(logits[i])) throw new Error(`logits[${i}] is NaN`);
-}
-
 /** Index of the first maximum (the reference's `torch.argmax`). */
 export function argmax(logits: ArrayLike<number>): number {
   if (logits.length === 0) throw new RangeError("logits: empty");
@@ -172,8 +168,7 @@ export function samplingDistribution(logits: Float32Array, p: SamplingParams): S
   checkSamplingParams(p);
   if (p.temperature === 0) throw new RangeError("temperature: samplingDistribution needs temperature > 0 (0 means argmax)");
   const vocab = logits.length;
-  assertNoNaN(logits);
-  const max = logits[argmax(logits)]!;
+  const max = logits[argmax(logits)]!; // argmax also rejects NaN
   if (max === -Infinity) throw new Error("logits: every token is -Infinity");
 
   const weights = new Float64Array(vocab);
@@ -256,8 +251,7 @@ export function sampleToken(logits: Float32Array, p: SamplingParams, rng: Rng): 
 
 /** `log_softmax` with a float64 log-sum-exp. */
 export function logSoftmax(logits: Float32Array): Float32Array {
-  assertNoNaN(logits);
-  const max = logits[argmax(logits)]!;
+  const max = logits[argmax(logits)]!; // argmax also rejects NaN
   if (max === -Infinity) throw new Error("logits: every token is -Infinity");
   let sum = 0;
   for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
