@@ -1,0 +1,121 @@
+/**
+ * The gateway in front of the use-case handlers of `functions/`: request ids, CORS (off unless origins are
+ * configured), API-key authentication and per-key rate limits, error bodies, and one log line per request.
+ * Built on itty-router's AutoRouter; runtime-neutral (Web Request/Response only).
+ */
+import { AutoRouter, cors, type IRequest } from "itty-router";
+import { authenticate, enforceRateLimit, type Principal } from "./auth.js";
+import type { EdgeConfig } from "./config.js";
+import { ApiError, errorResponse } from "./errors.js";
+import { newRequestId, type EdgeHandler, type EdgeServices } from "./services.js";
+import { workersAiErrorResponse } from "./workers-ai/format.js";
+
+export interface GatewayRoutes {
+  /** OpenAI-compatible and Workers-AI-compatible API (`/v1/*`, `/ai/*`). */
+  http: EdgeHandler;
+  /** The per-request chat function (`POST /chat`). */
+  chat: EdgeHandler;
+  /** Webhook-driven generation (`/v1/jobs*`; `/v1/hooks/*` authenticates by signature, not API key). */
+  webhook: EdgeHandler;
+}
+
+/** `meta` collects what the log line reports about the caller (the key id, never the key). */
+type Args = [services: EdgeServices, requestId: string, meta: { keyId?: string }];
+
+const ALLOWED_HEADERS = ["authorization", "content-type", "x-api-key", "x-session-id", "idempotency-key"];
+
+const corsByConfig = new WeakMap<EdgeConfig, ReturnType<typeof cors> | null>();
+
+function corsFor(config: EdgeConfig): ReturnType<typeof cors> | null {
+  let c = corsByConfig.get(config);
+  if (c === undefined) {
+    c =
+      config.corsOrigins.length === 0
+        ? null
+        : cors({
+            origin: config.corsOrigins.includes("*") ? "*" : [...config.corsOrigins],
+            allowMethods: ["GET", "POST", "DELETE", "OPTIONS"],
+            allowHeaders: ALLOWED_HEADERS,
+            exposeHeaders: ["x-request-id", "retry-after"],
+            maxAge: 600,
+          });
+    corsByConfig.set(config, c);
+  }
+  return c;
+}
+
+/** Errors in the shape the caller's API expects. */
+function errorFor(path: string, error: unknown): Response {
+  return path.startsWith("/ai/") ? workersAiErrorResponse(error) : errorResponse(error);
+}
+
+export function createGateway(routes: GatewayRoutes): (request: Request, services: EdgeServices) => Promise<Response> {
+  const authenticated =
+    (handler: EdgeHandler) =>
+    async (request: IRequest, services: EdgeServices, requestId: string, meta: { keyId?: string }): Promise<Response> => {
+      const principal: Principal = await authenticate(request, services.config, services.keys);
+      meta.keyId = principal.keyId;
+      await enforceRateLimit(principal, services.limiter);
+      return handler(request, { services, principal, requestId });
+    };
+  const anonymous =
+    (handler: EdgeHandler) =>
+    (request: IRequest, services: EdgeServices, requestId: string): Promise<Response> =>
+      handler(request, { services, principal: { keyHash: "anonymous", keyId: "anonymous", name: null }, requestId });
+
+  const router = AutoRouter<IRequest, Args>({
+    missing: (request) => {
+      throw new ApiError(404, `no route for ${request.method} ${new URL(request.url).pathname}`, "not_found_error", "not_found");
+    },
+    catch: (error, request) => errorFor(new URL(request.url).pathname, error),
+  });
+
+  router
+    .get("/healthz", () => Response.json({ ok: true }))
+    .get("/readyz", async (_request, services) => {
+      const states = await services.pool.snapshot(services.waitUntil);
+      const workers = states.map((s, index) => ({
+        index,
+        ready: s.readyz?.ready === true && s.downUntil <= Date.now(),
+        load: s.readyz?.load ?? null,
+        max_context: s.readyz?.max_context ?? null,
+        error: s.lastError,
+      }));
+      const ready = workers.some((w) => w.ready);
+      return Response.json({ ready, workers }, { status: ready ? 200 : 503 });
+    })
+    .all("/v1/hooks/*", anonymous(routes.webhook))
+    .all("/v1/jobs", authenticated(routes.webhook))
+    .all("/v1/jobs/*", authenticated(routes.webhook))
+    .all("/chat", authenticated(routes.chat))
+    .all("/v1/*", authenticated(routes.http))
+    .all("/ai/*", authenticated(routes.http));
+
+  return async (request: Request, services: EdgeServices): Promise<Response> => {
+    const requestId = newRequestId();
+    const started = Date.now();
+    const path = new URL(request.url).pathname;
+    const corsHandlers = corsFor(services.config);
+    const meta: { keyId?: string } = {};
+    let response: Response;
+    try {
+      const preflight = corsHandlers?.preflight(request as IRequest);
+      response = preflight instanceof Response ? preflight : await router.fetch(request, services, requestId, meta);
+    } catch (error) {
+      response = errorFor(path, error);
+    }
+    response = new Response(response.body, response); // make the headers mutable
+    response.headers.set("x-request-id", requestId);
+    if (corsHandlers) response = corsHandlers.corsify(response, request);
+    services.log({
+      event: "request",
+      request_id: requestId,
+      key_id: meta.keyId ?? null,
+      method: request.method,
+      path,
+      status: response.status,
+      ms: Date.now() - started,
+    });
+    return response;
+  };
+}

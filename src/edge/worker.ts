@@ -1,0 +1,21 @@
+/// <reference types="@cloudflare/workers-types" />
+/**
+ * The Cloudflare Worker entry (wrangler.toml `main`): the gateway over the three use-case handlers of
+ * `functions/`, plus the Durable Object class it needs. Nothing is computed at module scope.
+ */
+import { handleChatFunction } from "../../functions/chat.js";
+import { handleHttpEndpoint } from "../../functions/http-endpoint.js";
+import { handleWebhookGenerate } from "../../functions/webhook-generate.js";
+import { createGateway } from "./gateway.js";
+import { workerServices, type Env } from "./worker-services.js";
+
+export { SessionRouter } from "./session-router.js";
+export type { Env } from "./worker-services.js";
+
+const gateway = createGateway({ http: handleHttpEndpoint, chat: handleChatFunction, webhook: handleWebhookGenerate });
+
+export default {
+  fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+    return gateway(request, workerServices(env, ctx));
+  },
+} satisfies ExportedHandler<Env>;
