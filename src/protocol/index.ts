@@ -4,3 +4,4 @@ export * from "./errors.js";
 export * from "./limits.js";
 export * from "./ndjson.js";
 export * from "./auth.js";
+export * from "./client.js";

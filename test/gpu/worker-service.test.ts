@@ -6,7 +6,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, parseNdjsonStream, signWorkerRequest, type WorkerEvent } from "../../src/protocol/index.js";
+import {
+  SIGNATURE_HEADER,
+  TIMESTAMP_HEADER,
+  WorkerHttpError,
+  createWorkerClient,
+  parseNdjsonStream,
+  signWorkerRequest,
+  type WorkerEvent,
+} from "../../src/protocol/index.js";
 import { configFromEnv } from "../../src/gpu/config.js";
 import { checkDevice, inspectModelFolder } from "../../src/gpu/model-folder.js";
 import { startWorker, startWorkerExpectingFailure, type WorkerProcess } from "./helpers/worker-process.js";
@@ -139,6 +147,13 @@ describe("queue, cancellation and deadlines", () => {
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect((await errorOf(refused)).code).toBe("queue_full");
+    // The protocol client surfaces the same refusal as a typed error.
+    const client = createWorkerClient({ baseUrl: worker.url, secret: worker.secret });
+    const thrown = await client.generate(longRequest("q-refused-2")).catch((e: unknown) => e);
+    expect(thrown).toBeInstanceOf(WorkerHttpError);
+    expect(thrown).toMatchObject({ status: 429, body: { error: { code: "queue_full" } } });
+    expect((thrown as WorkerHttpError).retryAfterSeconds).toBeGreaterThanOrEqual(1);
+    expect(await client.readyz()).toMatchObject({ ready: false, queue_depth: 1 });
     const duplicate = await worker.request("/v1/generate", { body: longRequest("q-queued") });
     expect((await errorOf(duplicate)).code).toBe("duplicate_request_id");
 
@@ -147,7 +162,8 @@ describe("queue, cancellation and deadlines", () => {
     const queuedDone = await nextOfType(queued, "done");
     expect(queuedDone).toMatchObject({ finish_reason: "cancelled", usage: { completion_tokens: 0 } });
 
-    expect((await worker.request("/v1/requests/q-running/cancel", { method: "POST", body: "" })).status).toBe(200);
+    expect(await client.cancel("q-running")).toBe(true);
+    expect(await client.cancel("never-existed")).toBe(false);
     const runningDone = await nextOfType(running, "done");
     expect(runningDone).toMatchObject({ finish_reason: "cancelled" });
     expect(runningDone.type === "done" && runningDone.usage.completion_tokens).toBeLessThan(4000);
