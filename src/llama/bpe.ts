@@ -9,15 +9,17 @@
  * (rank, position) over a linked list of parts, which makes the same choices in O(n log n), so
  * 200,000 identical letters or 100,000 spaces stay fast instead of quadratic.
  *
- * Natural text repeats its out-of-vocabulary pieces, so results for short pieces are kept in a small
- * direct-mapped cache keyed by the piece bytes.
+ * Two memos make repeated work cheap, and both are exact because they key on everything the result
+ * depends on: results for short pieces, in a direct-mapped cache keyed by the piece bytes (natural text
+ * repeats its out-of-vocabulary pieces); and the rank of each adjacent pair of parts, keyed by the two
+ * parts' ranks (every part is a token, so the pair's bytes are a function of the two ranks).
  */
 
 import type { RankTable } from "./rank-table.js";
 import { hashBytes } from "./rank-table.js";
 
 /** Pieces up to this many bytes take the rescanning path. */
-const SHORT_PIECE_BYTES = 64;
+const SHORT_PIECE_BYTES = 16;
 const NO_RANK = 0x7fffffff;
 /** Heap keys are rank * POSITION_RANGE + offset, so the minimum is the lowest rank, leftmost. */
 const POSITION_RANGE = 2 ** 22;
@@ -27,6 +29,10 @@ const CACHE_ENTRIES = 1 << CACHE_BITS;
 /** Longest piece (bytes) and longest result (ranks) the cache stores. */
 const CACHE_KEY_BYTES = 32;
 const CACHE_RESULT_RANKS = 16;
+
+const PAIR_MEMO_BITS = 14;
+/** Memo cell stride in Int32s: left rank, right rank, pair rank (and padding to 16 bytes). */
+const PAIR_MEMO_STRIDE = 4;
 
 export class BytePairEncoder {
   private readonly table: RankTable;
@@ -40,6 +46,7 @@ export class BytePairEncoder {
   private pairRanks = new Int32Array(256);
   private partRanks = new Int32Array(256);
   private heapKeys = new Float64Array(768);
+  private heapSize = 0;
 
   // Direct-mapped cache: entry e holds a piece of cacheKeyLength[e] bytes (0 = empty) and its ranks.
   private readonly cacheHash = new Int32Array(CACHE_ENTRIES);
@@ -48,10 +55,22 @@ export class BytePairEncoder {
   private readonly cacheResultLength = new Uint8Array(CACHE_ENTRIES);
   private readonly cacheResults = new Int32Array(CACHE_ENTRIES * CACHE_RESULT_RANKS);
 
+  /** Rank of each single byte. */
+  private readonly byteRanks = new Int32Array(256);
+  /** Direct-mapped memo of pair ranks: (left rank, right rank) -> rank of the concatenation or NO_RANK. */
+  private readonly pairMemo = new Int32Array(PAIR_MEMO_STRIDE << PAIR_MEMO_BITS).fill(-1);
+
   constructor(table: RankTable) {
     this.table = table;
     this.hashPowers = table.hashPowers;
     this.maxTokenLength = table.maxTokenLength;
+    const one = new Uint8Array(1);
+    for (let b = 0; b < 256; b++) {
+      one[0] = b;
+      const rank = table.rankOf(one, 0, 1);
+      if (rank === -1) throw new Error(`byte 0x${b.toString(16)} is not a token`);
+      this.byteRanks[b] = rank;
+    }
   }
 
   /** Appends the ranks of `bytes[start, end)` to `out`. Every single byte must be a token. */
@@ -105,23 +124,17 @@ export class BytePairEncoder {
     const partRanks = this.partRanks;
     const nextPart = this.nextPart;
     const prevPart = this.prevPart;
+    const byteRanks = this.byteRanks;
     for (let i = 0; i < n; i++) {
+      const b = bytes[start + i];
       nextPart[i] = i + 1;
       prevPart[i] = i - 1;
-      hashes[i] = bytes[start + i] + 1;
-      partRanks[i] = -1;
+      hashes[i] = b + 1;
+      partRanks[i] = byteRanks[b];
     }
     if (strategy === "heap" || (strategy === undefined && n > SHORT_PIECE_BYTES)) this.mergeWithHeap(bytes, start, n);
     else this.mergeByRescan(bytes, start, n);
-    for (let i = 0; i < n; i = nextPart[i]) {
-      let rank = partRanks[i];
-      if (rank === -1) {
-        // Parts that stayed single bytes were never looked up.
-        rank = this.table.rankOfHashed(hashes[i], bytes, start + i, start + i + 1);
-        if (rank === -1) throw new Error(`byte 0x${bytes[start + i].toString(16)} is not a token`);
-      }
-      out.push(rank);
-    }
+    for (let i = 0; i < n; i = nextPart[i]) out.push(partRanks[i]);
   }
 
   private ensureScratch(n: number): void {
@@ -140,11 +153,22 @@ export class BytePairEncoder {
   private rankAfter(bytes: Uint8Array, start: number, n: number, i: number): number {
     const j = this.nextPart[i];
     if (j >= n) return NO_RANK;
+    const left = this.partRanks[i];
+    const right = this.partRanks[j];
+    const memo = this.pairMemo;
+    const cell = (Math.imul(left ^ Math.imul(right, 0x2c1b3c6d), 0x9e3779b1) >>> (32 - PAIR_MEMO_BITS)) * PAIR_MEMO_STRIDE;
+    if (memo[cell] === left && memo[cell + 1] === right) return memo[cell + 2];
     const k = this.nextPart[j];
-    if (k - i > this.maxTokenLength) return NO_RANK;
-    const hash = (Math.imul(this.hashes[i], this.hashPowers[k - j]) + this.hashes[j]) | 0;
-    const rank = this.table.rankOfHashed(hash, bytes, start + i, start + k);
-    return rank === -1 ? NO_RANK : rank;
+    let rank = NO_RANK;
+    if (k - i <= this.maxTokenLength) {
+      const hash = (Math.imul(this.hashes[i], this.hashPowers[k - j]) + this.hashes[j]) | 0;
+      const found = this.table.rankOfHashed(hash, bytes, start + i, start + k);
+      if (found !== -1) rank = found;
+    }
+    memo[cell] = left;
+    memo[cell + 1] = right;
+    memo[cell + 2] = rank;
+    return rank;
   }
 
   /** Merges part i with its successor, whose concatenation has rank `rank`. */
@@ -184,40 +208,14 @@ export class BytePairEncoder {
   /** The same merges driven by a heap of (rank, position) keys with lazy deletion. */
   private mergeWithHeap(bytes: Uint8Array, start: number, n: number): void {
     const pairRanks = this.pairRanks;
-    const heap = this.heapKeys;
-    let size = 0;
-    const push = (key: number): void => {
-      let i = size++;
-      while (i > 0) {
-        const parent = (i - 1) >> 1;
-        if (heap[parent] <= key) break;
-        heap[i] = heap[parent];
-        i = parent;
-      }
-      heap[i] = key;
-    };
-    const pop = (): number => {
-      const top = heap[0];
-      const last = heap[--size];
-      let i = 0;
-      for (;;) {
-        let child = 2 * i + 1;
-        if (child >= size) break;
-        if (child + 1 < size && heap[child + 1] < heap[child]) child++;
-        if (heap[child] >= last) break;
-        heap[i] = heap[child];
-        i = child;
-      }
-      heap[i] = last;
-      return top;
-    };
+    this.heapSize = 0;
     for (let i = 0; i < n; i++) {
       const rank = this.rankAfter(bytes, start, n, i);
       pairRanks[i] = rank;
-      if (rank !== NO_RANK) push(rank * POSITION_RANGE + i);
+      if (rank !== NO_RANK) this.heapPush(rank * POSITION_RANGE + i);
     }
-    while (size > 0) {
-      const key = pop();
+    while (this.heapSize > 0) {
+      const key = this.heapPop();
       const rank = Math.floor(key / POSITION_RANGE);
       const i = key - rank * POSITION_RANGE;
       // Entries go stale when a neighbour merges; the pair's current rank is authoritative. A key
@@ -226,13 +224,43 @@ export class BytePairEncoder {
       this.mergeAt(i, rank, n);
       const after = this.rankAfter(bytes, start, n, i);
       pairRanks[i] = after;
-      if (after !== NO_RANK) push(after * POSITION_RANGE + i);
+      if (after !== NO_RANK) this.heapPush(after * POSITION_RANGE + i);
       const p = this.prevPart[i];
       if (p >= 0) {
         const before = this.rankAfter(bytes, start, n, p);
         pairRanks[p] = before;
-        if (before !== NO_RANK) push(before * POSITION_RANGE + p);
+        if (before !== NO_RANK) this.heapPush(before * POSITION_RANGE + p);
       }
     }
+  }
+
+  private heapPush(key: number): void {
+    const heap = this.heapKeys;
+    let i = this.heapSize++;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent] <= key) break;
+      heap[i] = heap[parent];
+      i = parent;
+    }
+    heap[i] = key;
+  }
+
+  private heapPop(): number {
+    const heap = this.heapKeys;
+    const top = heap[0];
+    const size = --this.heapSize;
+    const last = heap[size];
+    let i = 0;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= size) break;
+      if (child + 1 < size && heap[child + 1] < heap[child]) child++;
+      if (heap[child] >= last) break;
+      heap[i] = heap[child];
+      i = child;
+    }
+    heap[i] = last;
+    return top;
   }
 }

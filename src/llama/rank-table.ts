@@ -9,15 +9,23 @@
  * | ---------------- | --------------------------------------------------------------------- |
  * | 0..31            | header: magic "L3RT", version, tokenCount, hashBits, blobLength, maxTokenLength, 0, 0 |
  * | offsets          | Uint32Array(tokenCount + 1): token `r` is `blob[offsets[r], offsets[r+1])`  |
+ * | packed           | Uint32Array(2 * tokenCount): tokens of up to 7 bytes inline (see below)    |
  * | slots            | Uint32Array(2 << hashBits): open-addressing table of (hash, rank + 1) pairs, 0 = empty |
  * | blob             | Uint8Array(blobLength): all token bytes in rank order, zero-padded to 4  |
+ *
+ * `packed[2r]` holds bytes 0–3 of token `r` (little-endian), `packed[2r+1]` bytes 4–6 and, in its top
+ * byte, the length; the top byte is 0 for tokens longer than 7 bytes. Most tokens are that short, so
+ * a lookup's byte comparison and decoding read one aligned 8-byte cell instead of an offset and a
+ * blob position in two other places: fewer cache misses on the hot paths.
  *
  * The hash is a polynomial over the bytes (see {@link hashBytes}), so the hash of a concatenation
  * follows from the hashes of its halves: the BPE merge loop never re-reads bytes to probe a pair.
  */
 
 const MAGIC = 0x5452334c; // "L3RT" read as a little-endian u32
-export const RANK_TABLE_FORMAT_VERSION = 1;
+export const RANK_TABLE_FORMAT_VERSION = 2;
+/** Longest token stored inline in `packed`. */
+export const PACKED_MAX_LENGTH = 7;
 const HEADER_BYTES = 32;
 /** Longest token the format accepts (Llama 3's longest is far shorter). */
 const MAX_TOKEN_LENGTH = 4096;
@@ -50,6 +58,8 @@ export class RankTable {
   readonly offsets: Uint32Array;
   /** All token bytes, concatenated in rank order. */
   readonly blob: Uint8Array;
+  /** Short tokens inline: two words per rank (see the layout above). */
+  readonly packed: Uint32Array;
   /** `(hash, rank + 1)` pairs; a rank field of 0 marks an empty slot. */
   readonly slots: Uint32Array;
   private readonly slotMask: number;
@@ -62,10 +72,12 @@ export class RankTable {
     maxTokenLength: number,
     hashBits: number,
     offsets: Uint32Array,
+    packed: Uint32Array,
     slots: Uint32Array,
     blob: Uint8Array,
   ) {
     this.tokenCount = tokenCount;
+    this.packed = packed;
     this.maxTokenLength = maxTokenLength;
     this.offsets = offsets;
     this.slots = slots;
@@ -95,15 +107,20 @@ export class RankTable {
     // Load factor below one half keeps probe sequences short.
     let hashBits = 4;
     while (1 << hashBits < 2 * tokenCount) hashBits++;
-    const { buffer, offsets, slots, blob } = allocate(tokenCount, hashBits, blobLength, maxTokenLength);
+    const { offsets, packed, slots, blob } = allocate(tokenCount, hashBits, blobLength, maxTokenLength);
     let pos = 0;
     for (let r = 0; r < tokenCount; r++) {
+      const token = tokens[r];
       offsets[r] = pos;
-      blob.set(tokens[r], pos);
-      pos += tokens[r].length;
+      blob.set(token, pos);
+      pos += token.length;
+      if (token.length <= PACKED_MAX_LENGTH) {
+        packed[2 * r] = packLow(token, 0, token.length);
+        packed[2 * r + 1] = packHigh(token, 0, token.length);
+      }
     }
     offsets[tokenCount] = pos;
-    const table = new RankTable(tokenCount, maxTokenLength, hashBits, offsets, slots, blob);
+    const table = new RankTable(tokenCount, maxTokenLength, hashBits, offsets, packed, slots, blob);
     for (let r = 0; r < tokenCount; r++) {
       const start = offsets[r];
       const end = offsets[r + 1];
@@ -116,7 +133,6 @@ export class RankTable {
       slots[2 * slot] = hash;
       slots[2 * slot + 1] = r + 1;
     }
-    void buffer;
     return table;
   }
 
@@ -153,11 +169,11 @@ export class RankTable {
     if (data.byteLength !== expected) {
       throw new RankTableFormatError(`rank table is ${data.byteLength} bytes, its header says ${expected}`);
     }
-    const { offsets, slots, blob } = views(data, tokenCount, hashBits, blobLength);
+    const { offsets, packed, slots, blob } = views(data, tokenCount, hashBits, blobLength);
     if (offsets[0] !== 0 || offsets[tokenCount] !== blobLength) {
       throw new RankTableFormatError("rank table token offsets do not span the byte blob");
     }
-    return new RankTable(tokenCount, maxTokenLength, hashBits, offsets, slots, blob);
+    return new RankTable(tokenCount, maxTokenLength, hashBits, offsets, packed, slots, blob);
   }
 
   /** True if `data` starts like a serialised rank table (any version). */
@@ -183,8 +199,7 @@ export class RankTable {
   /** Like {@link rankOf} with the hash of `bytes[start, end)` already known. */
   rankOfHashed(hash: number, bytes: Uint8Array, start: number, end: number): number {
     const slots = this.slots;
-    const offsets = this.offsets;
-    const blob = this.blob;
+    const packed = this.packed;
     const len = end - start;
     const h = hash >>> 0;
     let slot = slotOf(hash, this.shift);
@@ -194,16 +209,24 @@ export class RankTable {
       if (stored === 0) return -1;
       if (slots[2 * slot] === h) {
         const rank = stored - 1;
-        const tokenStart = offsets[rank];
-        if (offsets[rank + 1] - tokenStart === len) {
-          let i = 0;
-          while (i < len && blob[tokenStart + i] === bytes[start + i]) i++;
-          if (i === len) return rank;
+        const high = packed[2 * rank + 1];
+        if (high >>> 24 === len) {
+          if (packed[2 * rank] === packLow(bytes, start, len) && high === packHigh(bytes, start, len)) return rank;
+        } else if (len > PACKED_MAX_LENGTH && this.blobEquals(rank, bytes, start, len)) {
+          return rank;
         }
       }
       slot = (slot + 1) & this.slotMask;
     }
     return -1;
+  }
+
+  private blobEquals(rank: number, bytes: Uint8Array, start: number, len: number): boolean {
+    const tokenStart = this.offsets[rank];
+    if (this.offsets[rank + 1] - tokenStart !== len) return false;
+    const blob = this.blob;
+    for (let i = 0; i < len; i++) if (blob[tokenStart + i] !== bytes[start + i]) return false;
+    return true;
   }
 
   /** A copy of the bytes of token `rank`. */
@@ -212,23 +235,40 @@ export class RankTable {
   }
 }
 
+/** `packed` word 0 of `bytes[start, start + len)`: bytes 0–3, little-endian, as a u32. */
+export function packLow(bytes: Uint8Array, start: number, len: number): number {
+  let word = 0;
+  const n = len < 4 ? len : 4;
+  for (let i = 0; i < n; i++) word |= bytes[start + i] << (8 * i);
+  return word >>> 0;
+}
+
+/** `packed` word 1 of `bytes[start, start + len)` (len <= 7): bytes 4–6 and the length on top. */
+export function packHigh(bytes: Uint8Array, start: number, len: number): number {
+  let word = len << 24;
+  for (let i = 4; i < len; i++) word |= bytes[start + i] << (8 * (i - 4));
+  return word >>> 0;
+}
+
 function totalBytes(tokenCount: number, hashBits: number, blobLength: number): number {
-  return HEADER_BYTES + 4 * (tokenCount + 1) + 8 * (1 << hashBits) + ((blobLength + 3) & ~3);
+  return HEADER_BYTES + 4 * (tokenCount + 1) + 8 * tokenCount + 8 * (1 << hashBits) + ((blobLength + 3) & ~3);
 }
 
 function views(data: Uint8Array, tokenCount: number, hashBits: number, blobLength: number) {
   let at = data.byteOffset + HEADER_BYTES;
   const offsets = new Uint32Array(data.buffer, at, tokenCount + 1);
   at += offsets.byteLength;
+  const packed = new Uint32Array(data.buffer, at, 2 * tokenCount);
+  at += packed.byteLength;
   const slots = new Uint32Array(data.buffer, at, 2 << hashBits);
   at += slots.byteLength;
   const blob = new Uint8Array(data.buffer, at, blobLength);
-  return { offsets, slots, blob };
+  return { offsets, packed, slots, blob };
 }
 
 function allocate(tokenCount: number, hashBits: number, blobLength: number, maxTokenLength: number) {
   const buffer = new ArrayBuffer(totalBytes(tokenCount, hashBits, blobLength));
   const header = new Uint32Array(buffer, 0, HEADER_BYTES / 4);
   header.set([MAGIC, RANK_TABLE_FORMAT_VERSION, tokenCount, hashBits, blobLength, maxTokenLength, 0, 0]);
-  return { buffer, ...views(new Uint8Array(buffer), tokenCount, hashBits, blobLength) };
+  return views(new Uint8Array(buffer), tokenCount, hashBits, blobLength);
 }

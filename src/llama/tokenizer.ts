@@ -11,7 +11,7 @@
 import { BytePairEncoder } from "./bpe.js";
 import { longInputCuts, MAX_NO_WHITESPACES_CHARS } from "./long-input.js";
 import { pieceEnd } from "./pretokenize.js";
-import { RankTable, RankTableFormatError } from "./rank-table.js";
+import { PACKED_MAX_LENGTH, RankTable, RankTableFormatError } from "./rank-table.js";
 import {
   BOS_ID,
   EOM_ID,
@@ -219,35 +219,51 @@ export class Tokenizer {
   /** The concatenated bytes of `ids` (special tokens give their text). */
   decodeBytes(ids: readonly number[]): Uint8Array {
     if (!Array.isArray(ids)) throw new TypeError(`decode: ids must be an array of token ids, got ${describe(ids)}`);
-    const offsets = this.table.offsets;
-    const maxTokenLength = this.table.maxTokenLength;
+    const { offsets, packed, blob, maxTokenLength } = this.table;
     let total = 0;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       // (id >>> 0) === id holds only for integers 0..2^32-1, so this also rejects non-numbers.
       if (id < BASE && id >>> 0 === id) {
-        const length = offsets[id + 1] - offsets[id];
-        // Only a corrupt asset can fail this (fromData checks the structure, not every offset).
-        if (length <= 0 || length > maxTokenLength) throw new RankTableFormatError(`corrupt rank table: token ${id} has length ${length}`);
+        let length = packed[2 * id + 1] >>> 24;
+        if (length === 0) {
+          length = offsets[id + 1] - offsets[id];
+          // Only a corrupt asset can fail this (fromData checks the structure, not every offset).
+          if (length <= PACKED_MAX_LENGTH || length > maxTokenLength) {
+            throw new RankTableFormatError(`corrupt rank table: token ${id} has length ${length}`);
+          }
+        }
         total += length;
-      } else if (id < VOCAB && id >>> 0 === id) total += SPECIAL_BYTES[id - BASE].length;
-      else throw new RangeError(`decode: ids[${i}] = ${describe(id)} is not a token id (0..${VOCAB - 1})`);
+      } else if (id < VOCAB && id >>> 0 === id) {
+        total += SPECIAL_BYTES[id - BASE].length;
+      } else {
+        throw new RangeError(`decode: ids[${i}] = ${describe(id)} is not a token id (0..${VOCAB - 1})`);
+      }
     }
-    const result = new Uint8Array(total);
-    const blob = this.table.blob;
+    // Short tokens are written as two whole words, so leave room for the last one's overhang.
+    const result = new Uint8Array(total + 8);
+    const view = new DataView(result.buffer);
     let at = 0;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       if (id < BASE) {
-        const end = offsets[id + 1];
-        for (let p = offsets[id]; p < end; p++) result[at++] = blob[p];
+        const high = packed[2 * id + 1];
+        const length = high >>> 24;
+        if (length !== 0) {
+          view.setUint32(at, packed[2 * id], true);
+          view.setUint32(at + 4, high, true);
+          at += length;
+        } else {
+          const end = offsets[id + 1];
+          for (let p = offsets[id]; p < end; p++) result[at++] = blob[p];
+        }
       } else {
         const special = SPECIAL_BYTES[id - BASE];
         result.set(special, at);
         at += special.length;
       }
     }
-    return result;
+    return result.subarray(0, total);
   }
 
   /** The bytes of one token (a copy). */
