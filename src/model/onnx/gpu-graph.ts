@@ -13,6 +13,10 @@ import { DataType } from "./onnx-proto.js";
 
 export function buildGpuGraph(ctx: LlamaGraphContext): string {
   const { g, args, hd } = ctx;
+  if (hd % 16 !== 0) {
+    // onnxruntime's GroupQueryAttention rejects other sizes at run time ("head_size shall be a multiple of 16").
+    throw new Error(`gpu flavour: GroupQueryAttention needs head_dim divisible by 16, this model has ${hd}; use the standard flavour`);
+  }
   const inputs = ctx.declareInputs(false);
   const epsilon = float(args.norm_eps);
 

@@ -4,4 +4,4 @@ export { GRAPH_FLAVOURS, MODEL_DTYPES, onnxFileName, ioDataType, isQuantized, ty
 export { defaultTokenizerDir } from "./model-folder.js";
 export { storedWeights } from "./stored-weights.js";
 export { decodeModel, DataType } from "./onnx-proto.js";
-export { Q4_BLOCK_SIZE, quantizeQ4, dequantizeQ4, float16Bits, float16Value, roundToFloat16 } from "./quantize.js";
+export { Q4_BLOCK_SIZE, quantizeQ4, dequantizeQ4, int4Transposed, scalesTransposed, float16Bits, roundToFloat16, type Q4Matrix } from "./quantize.js";

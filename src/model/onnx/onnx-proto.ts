@@ -204,5 +204,5 @@ export function encodeModel(model: ModelProtoObject): Uint8Array {
 /** Parses a serialised model back into plain objects (int64 fields as numbers). */
 export function decodeModel(bytes: Uint8Array): ModelProtoObject {
   const type = modelProtoType();
-  return type.toObject(type.decode(bytes), { longs: Number, enums: Number, arrays: true }) as ModelProtoObject;
+  return type.toObject(type.decode(bytes), { longs: Number, enums: Number, arrays: true, defaults: true }) as ModelProtoObject;
 }

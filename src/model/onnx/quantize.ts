@@ -1,59 +1,23 @@
 // Number formats of the stored weights: IEEE half precision, and 4-bit symmetric block
 // quantisation (block 32 along the input dimension) in the two layouts onnxruntime reads.
 
+import { float16BitsToFloat32, float32ToFloat16Bits } from "../safetensors.js";
+
 // ---------------------------------------------------------------------------------------------
-// float16
+// float16 (the conversions themselves live with the safetensors codec)
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-/** IEEE 754 half-precision bits of a float32 value, rounding to nearest even (as numpy does). */
+/** IEEE half-precision bits of a number, rounded to nearest even. */
 export function float16Bits(value: number): number {
   f32[0] = value;
-  const u = u32[0];
-  const sign = (u >>> 16) & 0x8000;
-  const exponent = (u >>> 23) & 0xff;
-  let mantissa = u & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0); // inf, NaN
-  const e = exponent - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00; // overflow to inf
-  if (e <= 0) {
-    // Subnormal half (or zero): shift the mantissa with its implicit bit into place.
-    if (e < -10) return sign;
-    mantissa |= 0x800000;
-    const shift = 14 - e;
-    let half = mantissa >>> shift;
-    const rest = mantissa & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    if (rest > halfway || (rest === halfway && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  // A carry out of the mantissa correctly bumps the exponent (up to inf).
-  if (rest > 0x1000 || (rest === 0x1000 && half & 1)) half++;
-  return sign | half;
+  return float32ToFloat16Bits(u32[0]);
 }
 
-/** The float value of IEEE half-precision bits. */
-export function float16Value(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >>> 10) & 0x1f;
-  const mantissa = bits & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 0x1f) return mantissa ? NaN : sign * Infinity;
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
-}
-
-/** Converts float32 values to half-precision bits. */
-export function toFloat16(src: ArrayLike<number>, dst = new Uint16Array(src.length)): Uint16Array {
-  for (let i = 0; i < src.length; i++) dst[i] = float16Bits(src[i]);
-  return dst;
-}
-
-/** The value a float32 number takes once stored as float16. */
+/** The value a number takes once stored as float16. */
 export function roundToFloat16(value: number): number {
-  return float16Value(float16Bits(value));
+  return float16BitsToFloat32(float16Bits(value));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,8 +4,16 @@
 import type { Tensor, WeightSource } from "../tensor.js";
 import { isQuantized, ioDataType, type ModelDtype } from "./graph-common.js";
 import { DataType } from "./onnx-proto.js";
-import { dequantizeQ4, quantizeQ4, roundToFloat16 } from "./quantize.js";
+import { encodeFloats, float16BitsToFloat32 } from "../safetensors.js";
+import { dequantizeQ4, quantizeQ4 } from "./quantize.js";
 import { scaleRounding } from "./weight-plan.js";
+
+let halfTable: Float32Array | undefined;
+/** Every float16 bit pattern's value (a lookup is far faster than decoding per element). */
+function float16Values(): Float32Array {
+  halfTable ??= Float32Array.from({ length: 65536 }, (_, bits) => float16BitsToFloat32(bits));
+  return halfTable;
+}
 
 /**
  * q4/q4f16: every matrix (embedding, projections, head) quantised and dequantised, with scales in
@@ -22,7 +30,11 @@ export function storedWeights(ws: WeightSource, dtype: ModelDtype): WeightSource
       const [rows, cols] = t.shape;
       return { shape: t.shape, data: dequantizeQ4(quantizeQ4(t.data, rows, cols, roundScale)) };
     }
-    if (floatType === DataType.FLOAT16) for (let i = 0; i < t.data.length; i++) t.data[i] = roundToFloat16(t.data[i]);
+    if (floatType === DataType.FLOAT16) {
+      const halves = new Uint16Array(encodeFloats(t.data, "float16").buffer);
+      const value = float16Values();
+      for (let i = 0; i < halves.length; i++) t.data[i] = value[halves[i]];
+    }
     return t;
   };
   return { args: ws.args, names: () => ws.names(), shape: (name) => ws.shape(name), read };

@@ -5,7 +5,8 @@ import type { Tensor, WeightSource } from "../tensor.js";
 import { formatShape, sameShape } from "../tensor.js";
 import type { GraphBuilder } from "./graph-builder.js";
 import { DataType, type DataTypeCode } from "./onnx-proto.js";
-import { Q4_BLOCK_SIZE, float16Bits, int4Transposed, quantizeQ4, roundToFloat16, scalesTransposed, type Q4Matrix } from "./quantize.js";
+import { encodeFloats } from "../safetensors.js";
+import { Q4_BLOCK_SIZE, int4Transposed, quantizeQ4, roundToFloat16, scalesTransposed, type Q4Matrix } from "./quantize.js";
 
 /** Floats produced per chunk when converting large matrices (bounds the extra memory per tensor). */
 const CHUNK_ELEMENTS = 1 << 22;
@@ -33,10 +34,7 @@ function* floatChunks(values: Float32Array, dataType: DataTypeCode): Generator<U
     return;
   }
   for (let start = 0; start < values.length; start += CHUNK_ELEMENTS) {
-    const part = values.subarray(start, start + CHUNK_ELEMENTS);
-    const out = new Uint16Array(part.length);
-    for (let i = 0; i < part.length; i++) out[i] = float16Bits(part[i]);
-    yield bytes(out);
+    yield encodeFloats(values.subarray(start, start + CHUNK_ELEMENTS), "float16");
   }
 }
 
@@ -76,7 +74,7 @@ function stackRows(tensors: Tensor[]): Float32Array {
 }
 
 function scaleBytes(scales: Float32Array, dataType: DataTypeCode): Uint8Array {
-  return dataType === DataType.FLOAT16 ? bytes(Uint16Array.from(scales, float16Bits)) : bytes(scales);
+  return dataType === DataType.FLOAT16 ? encodeFloats(scales, "float16") : bytes(scales);
 }
 
 /** Stored precision of a scale: float16 scales are rounded before the codes are computed. */
