@@ -150,7 +150,8 @@ export class Tokenizer {
     let disallowed: ReadonlySet<number>;
     if (options.disallowedSpecial === "all") {
       // tiktoken: "all" means every special token that is not allowed.
-      disallowed = new Set(SPECIAL_TOKEN_NAMES.map((_, i) => NUM_BASE_TOKENS + i).filter((id) => !allowed.has(id)));
+      disallowed =
+        allowed.size === 0 ? ALL_SPECIAL_IDS : new Set([...ALL_SPECIAL_IDS].filter((id) => !allowed.has(id)));
       if (disallowed.size === 0) disallowed = NO_SPECIALS;
     } else {
       disallowed = resolveSpecialSet(options.disallowedSpecial, "disallowedSpecial");
@@ -181,7 +182,7 @@ export class Tokenizer {
   ): void {
     if (disallowed.size !== 0) {
       const found = findSpecial(bytes, start, end, disallowed);
-      if (found !== -1) throw new DisallowedSpecialTokenError(SPECIAL_TOKEN_NAMES[foundId - NUM_BASE_TOKENS]);
+      if (found) throw new DisallowedSpecialTokenError(SPECIAL_TOKEN_NAMES[found.id - BASE]);
     }
     if (allowed.size === 0) {
       this.encodeOrdinary(bytes, start, end, out);
@@ -189,11 +190,11 @@ export class Tokenizer {
     }
     let pos = start;
     for (;;) {
-      const at = findSpecial(bytes, pos, end, allowed);
-      if (at === -1) break;
-      this.encodeOrdinary(bytes, pos, at, out);
-      out.push(foundId);
-      pos = at + SPECIAL_BYTES[foundId - NUM_BASE_TOKENS].length;
+      const found = findSpecial(bytes, pos, end, allowed);
+      if (!found) break;
+      this.encodeOrdinary(bytes, pos, found.at, out);
+      out.push(found.id);
+      pos = found.at + SPECIAL_BYTES[found.id - BASE].length;
     }
     this.encodeOrdinary(bytes, pos, end, out);
   }
@@ -281,14 +282,16 @@ export class Tokenizer {
   }
 }
 
-let foundId = 0;
-
 /**
- * Offset of the leftmost special token in `bytes[start, end)` whose id is in `ids`, or -1; the id is
- * left in `foundId`. Every special token is `<|name|>` with no `|` in the name, so at a `<|` only the
+ * The leftmost special token in `bytes[start, end)` whose id is in `ids`: its offset and id. Every special token is `<|name|>` with no `|` in the name, so at a `<|` only the
  * text up to the next `|>` can match: one lookup per candidate, as the regex alternation would find.
  */
-function findSpecial(bytes: Uint8Array, start: number, end: number, ids: ReadonlySet<number>): number {
+function findSpecial(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  ids: ReadonlySet<number>,
+): { at: number; id: number } | undefined {
   for (let p = bytes.indexOf(0x3c, start); p !== -1 && p + 1 < end; p = bytes.indexOf(0x3c, p + 1)) {
     if (bytes[p + 1] !== 0x7c) continue;
     const limit = Math.min(end, p + MAX_SPECIAL_LENGTH);
@@ -296,15 +299,12 @@ function findSpecial(bytes: Uint8Array, start: number, end: number, ids: Readonl
       if (bytes[q] === 0x7c) {
         if (bytes[q + 1] !== 0x3e) break;
         const id = SPECIAL_ID_BY_NAME.get(String.fromCharCode(...bytes.subarray(p, q + 2)));
-        if (id !== undefined && ids.has(id)) {
-          foundId = id;
-          return p;
-        }
+        if (id !== undefined && ids.has(id)) return { at: p, id };
         break;
       }
     }
   }
-  return -1;
+  return undefined;
 }
 
 function resolveSpecialSet(set: SpecialTokenSet | undefined, field: string): ReadonlySet<number> {
