@@ -77,3 +77,26 @@ export class SseStream {
     this.timer = undefined;
   }
 }
+
+/**
+ * Writes payloads to an SSE stream until they end or the client leaves. A failure of the gateway itself after
+ * the 200 was sent becomes `failurePayload` (the API's error event) and is logged.
+ */
+export async function pumpSse(
+  sse: SseStream,
+  payloads: AsyncIterable<unknown>,
+  failurePayload: unknown,
+  log: (error: unknown) => void,
+): Promise<void> {
+  try {
+    for await (const payload of payloads) {
+      if (sse.isClosed) break;
+      sse.data(payload);
+    }
+  } catch (error) {
+    log(error);
+    sse.data(failurePayload);
+  } finally {
+    sse.close();
+  }
+}

@@ -72,7 +72,7 @@ export async function readSse(response: Response): Promise<Sse> {
 }
 
 export async function readNdjson(response: Response): Promise<Record<string, unknown>[]> {
-  const text = await response.text();
+  const text = new TextDecoder().decode(await response.arrayBuffer());
   return text
     .split("\n")
     .filter((l) => l.trim() !== "")

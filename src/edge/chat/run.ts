@@ -69,8 +69,11 @@ export async function startChat(
     let mode: "undecided" | "content" | "hold" = prompt.parseToolCalls ? "undecided" : "content";
     let held = "";
     let heldTokens: TokenEvent[] = [];
+    let cachedTokens = 0;
     for await (const event of text as AsyncIterable<TextEvent>) {
-      if (event.type === "waiting") {
+      if (event.type === "start") {
+        cachedTokens = event.start.cached_tokens;
+      } else if (event.type === "waiting") {
         yield { type: "waiting" };
       } else if (event.type === "error") {
         yield { type: "error", message: event.message, code: event.code };
@@ -102,7 +105,7 @@ export async function startChat(
         yield {
           type: "finish",
           finishReason: calls.length > 0 ? "tool_calls" : event.finishReason,
-          usage: usage(started.promptTokens, event.completionTokens),
+          usage: usage(started.promptTokens, event.completionTokens, cachedTokens),
           tokens: leftover,
         };
         return;

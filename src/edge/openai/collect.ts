@@ -5,6 +5,8 @@ import type { TokenEvent } from "../../protocol/index.js";
 
 export interface Collected {
   text: string;
+  /** Prompt tokens served from the session's KV cache. */
+  cachedTokens: number;
   tokens: TokenEvent[];
   end: Extract<TextEvent, { type: "end" }>;
 }
@@ -13,13 +15,16 @@ export interface Collected {
 export async function collectText(events: AsyncIterable<TextEvent>): Promise<Collected> {
   let text = "";
   const tokens: TokenEvent[] = [];
+  let cachedTokens = 0;
   for await (const event of events) {
-    if (event.type === "delta") {
+    if (event.type === "start") {
+      cachedTokens = event.start.cached_tokens;
+    } else if (event.type === "delta") {
       text += event.text;
       tokens.push(...event.tokens);
     } else if (event.type === "end") {
       tokens.push(...event.tokens);
-      return { text, tokens, end: event };
+      return { text, cachedTokens, tokens, end: event };
     } else if (event.type === "error") {
       const status = event.code === "deadline_exceeded" ? 504 : 502;
       throw new ApiError(status, event.message, "server_error", event.code);

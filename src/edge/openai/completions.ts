@@ -6,12 +6,12 @@ import { z } from "zod";
 import { readJsonBody } from "../body.js";
 import { badRequest } from "../errors.js";
 import { samplingFields } from "../chat/schema.js";
-import { sessionIdFrom, startRun } from "../run.js";
+import { sessionIdFrom, startRun, type StartedRun } from "../run.js";
 import type { EdgeHandler, RequestContext } from "../services.js";
-import { SseStream } from "../sse.js";
+import { pumpSse, SseStream } from "../sse.js";
 import { textStream } from "../text-stream.js";
 import { collectText } from "./collect.js";
-import { legacyLogprobs, nowSeconds, responseId, usage } from "./format.js";
+import { legacyLogprobs, nowSeconds, OPENAI_STREAM_FAILURE, responseId, usage } from "./format.js";
 import { checkModel } from "./models.js";
 
 /** OpenAI's default for the legacy completions endpoint. */
@@ -95,12 +95,12 @@ export const completions: EdgeHandler = async (request, context) => {
           finish_reason: result.end.finishReason,
         },
       ],
-      usage: usage(started.promptTokens, result.end.completionTokens),
+      usage: usage(started.promptTokens, result.end.completionTokens, result.cachedTokens),
     });
   }
 
   const sse = new SseStream(services.config.sseKeepaliveMs);
-  let started;
+  let started: StartedRun;
   try {
     started = await startRun(context, run, sse.signal);
   } catch (error) {
@@ -108,6 +108,7 @@ export const completions: EdgeHandler = async (request, context) => {
     throw error;
   }
   const includeUsage = body.stream_options?.include_usage === true;
+  const withTop = (body.logprobs ?? 0) > 0;
   const chunk = (text: string, finish: string | null, lp: unknown) => ({
     id,
     object: "text_completion",
@@ -116,32 +117,31 @@ export const completions: EdgeHandler = async (request, context) => {
     choices: [{ index: 0, text, logprobs: lp, finish_reason: finish }],
     ...(includeUsage ? { usage: null } : {}),
   });
-  const pump = async () => {
+  const promptTokens = started.promptTokens;
+  async function* payloads(): AsyncGenerator<unknown> {
     let offset = 0;
-    try {
-      for await (const event of textStream(started.generation, tokenizer, textOptions)) {
-        if (event.type === "delta") {
-          const lp = logprobs ? legacyLogprobs(tokenizer, event.tokens, offset, (body.logprobs ?? 0) > 0) : null;
-          offset += event.text.length;
-          sse.data(chunk(event.text, null, lp));
-        } else if (event.type === "end") {
-          const lp = logprobs && event.tokens.length > 0 ? legacyLogprobs(tokenizer, event.tokens, offset, (body.logprobs ?? 0) > 0) : null;
-          sse.data(chunk("", event.finishReason, lp));
-          if (includeUsage) {
-            sse.data({ id, object: "text_completion", created, model, choices: [], usage: usage(started.promptTokens, event.completionTokens) });
-          }
-          sse.data("[DONE]");
-        } else if (event.type === "error") {
-          sse.data({ error: { message: event.message, type: "server_error", param: null, code: event.code } });
-        }
+    let cachedTokens = 0;
+    for await (const event of textStream(started.generation, tokenizer, textOptions)) {
+      if (event.type === "start") {
+        cachedTokens = event.start.cached_tokens;
+      } else if (event.type === "delta") {
+        const lp = logprobs ? legacyLogprobs(tokenizer, event.tokens, offset, withTop) : null;
+        offset += event.text.length;
+        yield chunk(event.text, null, lp);
+      } else if (event.type === "end") {
+        const lp = logprobs && event.tokens.length > 0 ? legacyLogprobs(tokenizer, event.tokens, offset, withTop) : null;
+        yield chunk("", event.finishReason, lp);
+        if (includeUsage) yield { id, object: "text_completion", created, model, choices: [], usage: usage(promptTokens, event.completionTokens, cachedTokens) };
+        yield "[DONE]";
+        return;
+      } else if (event.type === "error") {
+        yield { error: { message: event.message, type: "server_error", param: null, code: event.code } };
+        return;
       }
-    } catch (error) {
-      services.log({ event: "stream_failed", request_id: context.requestId, error: String(error) });
-      sse.data({ error: { message: "internal error in the gateway", type: "server_error", param: null, code: "internal_error" } });
-    } finally {
-      sse.close();
     }
-  };
-  void pump();
+  }
+  void pumpSse(sse, payloads(), OPENAI_STREAM_FAILURE, (error) =>
+    services.log({ event: "stream_failed", request_id: context.requestId, error: String(error) }),
+  );
   return sse.response();
 };

@@ -2,14 +2,26 @@
 import type { Tokenizer } from "../../llama/tokenizer.js";
 import type { TokenEvent } from "../../protocol/index.js";
 
+/** The error event sent when the gateway itself fails after a stream has begun. */
+export const OPENAI_STREAM_FAILURE = {
+  error: { message: "internal error in the gateway", type: "server_error", param: null, code: "internal_error" },
+};
+
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** `cached_tokens`: prompt tokens whose KV cache the GPU worker reused from the session's previous turn. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
-export function usage(promptTokens: number, completionTokens: number): Usage {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+export function usage(promptTokens: number, completionTokens: number, cachedTokens = 0): Usage {
+  return {
+    prompt_tokens: promptTokens,
+    completion_tokens: completionTokens,
+    total_tokens: promptTokens + completionTokens,
+    prompt_tokens_details: { cached_tokens: cachedTokens },
+  };
 }
 
 export function responseId(prefix: "chatcmpl" | "cmpl", requestId: string): string {

@@ -13,7 +13,7 @@ import { checkModel } from "../openai/models.js";
 import { usage } from "../openai/format.js";
 import { sessionIdFrom, startRun } from "../run.js";
 import type { EdgeHandler, RequestContext } from "../services.js";
-import { SseStream } from "../sse.js";
+import { pumpSse, SseStream } from "../sse.js";
 import { textStream } from "../text-stream.js";
 import { workersAiResult } from "./format.js";
 
@@ -172,25 +172,22 @@ export const workersAiRun: EdgeHandler = async (request, context) => {
     sse.close();
     throw error;
   }
-  const pump = async () => {
-    try {
-      for await (const event of events) {
-        if (event.type === "content" && event.text !== "") sse.data({ response: event.text });
-        else if (event.type === "tool_calls") sse.data({ response: "", tool_calls: toolCallsOut(event.calls) });
-        else if (event.type === "finish") {
-          sse.data({ response: "", usage: event.usage });
-          sse.data("[DONE]");
-        } else if (event.type === "error") {
-          sse.data({ errors: [{ code: 502, message: event.message }] });
-        }
+  async function* payloads(): AsyncGenerator<unknown> {
+    for await (const event of events) {
+      if (event.type === "content" && event.text !== "") yield { response: event.text };
+      else if (event.type === "tool_calls") yield { response: "", tool_calls: toolCallsOut(event.calls) };
+      else if (event.type === "finish") {
+        yield { response: "", usage: event.usage };
+        yield "[DONE]";
+        return;
+      } else if (event.type === "error") {
+        yield { errors: [{ code: 502, message: event.message }] };
+        return;
       }
-    } catch (error) {
-      services.log({ event: "stream_failed", request_id: context.requestId, error: String(error) });
-      sse.data({ errors: [{ code: 500, message: "internal error in the gateway" }] });
-    } finally {
-      sse.close();
     }
-  };
-  void pump();
+  }
+  void pumpSse(sse, payloads(), { errors: [{ code: 500, message: "internal error in the gateway" }] }, (error) =>
+    services.log({ event: "stream_failed", request_id: context.requestId, error: String(error) }),
+  );
   return sse.response();
 };
