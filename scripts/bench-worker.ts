@@ -1,0 +1,518 @@
+/**
+ * Benchmark of the GPU worker (`src/gpu`, a real worker process over HTTP, as the edge uses it) against plain
+ * transformers.js `pipeline("text-generation")` on the same model folder, in the same run.
+ *
+ *   npx tsx scripts/bench-worker.ts [--preset small|tiny | --model DIR] [--device cpu|webgpu] [--dtype fp32]
+ *       [--prompt-tokens 128] [--new-tokens 32] [--repeats 5] [--concurrency 1,4,16] [--turns 10]
+ *       [--chat-concurrency 1,4] [--sections single,concurrency,chat,batching] [--threads 0] [--json out.json]
+ *
+ * Sections (each prints a markdown table with the ratio worker vs pipeline):
+ *  - single: one stream, time to first token and decode tokens/s (medians over --repeats, interleaved runs);
+ *  - concurrency: N simultaneous requests (the worker queues them; the pipeline gets N concurrent calls);
+ *  - chat: a --turns-turn conversation per client, worker with and without session prefix reuse vs pipeline;
+ *  - batching: decode throughput of B equal-length rows in one forward vs B single-row forwards (in-process,
+ *    transformers.js model.forward), with a check that both give the same greedy tokens.
+ *
+ * Greedy decoding everywhere, stop tokens disabled, so every run generates exactly --new-tokens tokens.
+ * --preset builds a random-weight model into build/bench-models/ once (shapes are real, text is noise).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { AutoModelForCausalLM, BaseStreamer, Tensor, env, pipeline, type PreTrainedModel } from "@huggingface/transformers";
+import { Tokenizer } from "../src/llama/tokenizer.js";
+import { PRESETS, defineModelArgs, type ModelArgs } from "../src/model/config.js";
+import { buildModelFolder } from "../src/model/onnx/index.js";
+import { Rng } from "../src/model/rng.js";
+import { randomWeights } from "../src/model/weights.js";
+import { createWorkerClient, type WorkerClient } from "../src/protocol/index.js";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/** A small but real-shaped Llama: GQA 4:1, head_dim 64, tied 128k embeddings (~90M parameters). */
+const BENCH_PRESETS: Record<string, ModelArgs> = {
+  small: defineModelArgs({
+    dim: 512,
+    n_layers: 8,
+    n_heads: 8,
+    n_kv_heads: 2,
+    vocab_size: 128256,
+    multiple_of: 256,
+    rope_theta: 500000,
+    use_scaled_rope: true,
+    max_seq_len: 8192,
+    tie_word_embeddings: true,
+  }),
+  tiny: PRESETS.tiny,
+};
+
+const { values: opts } = parseArgs({
+  options: {
+    preset: { type: "string", default: "small" },
+    model: { type: "string" },
+    device: { type: "string", default: "cpu" },
+    dtype: { type: "string", default: "fp32" },
+    "prompt-tokens": { type: "string", default: "128" },
+    "new-tokens": { type: "string", default: "32" },
+    repeats: { type: "string", default: "5" },
+    concurrency: { type: "string", default: "1,4,16" },
+    turns: { type: "string", default: "10" },
+    "chat-concurrency": { type: "string", default: "1,4" },
+    "user-tokens": { type: "string", default: "48" },
+    "system-tokens": { type: "string", default: "256" },
+    sections: { type: "string", default: "single,concurrency,chat,batching" },
+    threads: { type: "string", default: "0" },
+    json: { type: "string" },
+  },
+});
+
+const int = (name: string, v: string | undefined) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name}: expected a non-negative integer, got ${v}`);
+  return n;
+};
+const list = (name: string, v: string | undefined) => (v ?? "").split(",").filter(Boolean).map((x) => int(name, x));
+
+const device = opts.device as "cpu" | "webgpu";
+const dtype = opts.dtype!;
+const promptTokens = int("prompt-tokens", opts["prompt-tokens"]);
+const newTokens = int("new-tokens", opts["new-tokens"]);
+const repeats = int("repeats", opts.repeats);
+const concurrencies = list("concurrency", opts.concurrency);
+const turns = int("turns", opts.turns);
+const chatConcurrencies = list("chat-concurrency", opts["chat-concurrency"]);
+const userTokens = int("user-tokens", opts["user-tokens"]);
+const systemTokens = int("system-tokens", opts["system-tokens"]);
+const sections = new Set(opts.sections!.split(","));
+const threads = int("threads", opts.threads);
+
+// ---------------------------------------------------------------------------------------------------------
+// Statistics and output
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const percentile = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "–");
+const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "–");
+const results: Record<string, unknown> = {};
+
+function table(title: string, header: string[], rows: (string | number)[][]): void {
+  console.log(`\n### ${title}\n`);
+  console.log(`| ${header.join(" | ")} |`);
+  console.log(`| ${header.map(() => "---").join(" | ")} |`);
+  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+}
+
+/** One timed generation: client-side TTFT and decode rate. */
+interface Run {
+  ttftMs: number;
+  decodeTps: number;
+  tokens: number[];
+  totalMs: number;
+  cachedTokens?: number;
+}
+
+function runFromTimes(t0: number, times: number[], tokens: number[], end: number, cachedTokens?: number): Run {
+  const first = times[0] ?? NaN;
+  const last = times.at(-1) ?? NaN;
+  return {
+    ttftMs: first - t0,
+    decodeTps: times.length >= 2 ? ((times.length - 1) * 1000) / (last - first) : NaN,
+    tokens,
+    totalMs: end - t0,
+    ...(cachedTokens === undefined ? {} : { cachedTokens }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Model folder, prompts
+
+async function modelFolder(): Promise<string> {
+  if (opts.model) return resolve(opts.model);
+  const args = BENCH_PRESETS[opts.preset!];
+  if (!args) throw new Error(`--preset: expected one of ${Object.keys(BENCH_PRESETS).join(", ")}`);
+  const dir = join(ROOT, "build", "bench-models", `${opts.preset}-s1-${dtype}`);
+  if (!existsSync(join(dir, "config.json"))) {
+    console.error(`building ${opts.preset} (${dtype}) into ${dir} …`);
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { recursive: true });
+    await buildModelFolder({ outDir: tmp, weights: randomWeights(args, 1), flavour: "gpu", dtypes: [dtype as "fp32"] });
+    renameSync(tmp, dir);
+  }
+  return dir;
+}
+
+const WORDS = (
+  "the model serves a session of tokens at the edge while the worker streams each answer back with low latency " +
+  "and a cache of keys and values per turn so that the next question only computes what is new in the chat " +
+  "history about weather cities rivers music numbers code review tests deploy cluster memory budget queue fair"
+).split(" ");
+
+/** Deterministic English-like text of about `tokens` tokens (ids from our tokenizer, identical to HF's). */
+function textOfTokens(tokenizer: Tokenizer, tokens: number, seed: number): { text: string; ids: number[] } {
+  const rng = new Rng(seed);
+  const words: string[] = [];
+  let ids: number[] = [];
+  while (ids.length < tokens) {
+    words.push(WORDS[rng.nextUint32() % WORDS.length]!);
+    ids = tokenizer.encode(words.join(" "), { bos: false, eos: false });
+  }
+  return { text: words.join(" "), ids };
+}
+
+const HEADER = (role: string) => `<|start_header_id|>${role}<|end_header_id|>\n\n`;
+
+// ---------------------------------------------------------------------------------------------------------
+// The two systems under test
+
+interface WorkerHandle {
+  client: WorkerClient;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+async function startWorker(dir: string): Promise<WorkerHandle> {
+  const secret = randomBytes(24).toString("hex");
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/gpu/main.ts")], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      MODEL_DIR: dir,
+      DEVICE: device,
+      DTYPE: dtype,
+      PORT: "0",
+      WORKER_SECRET: secret,
+      QUEUE_CAPACITY: "256",
+      KV_BUDGET_BYTES: String(8 * 1024 ** 3),
+      CPU_THREADS: String(threads),
+      LOG_LEVEL: "info",
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<number>((resolvePort, reject) => {
+    let buffered = "";
+    let port = 0;
+    child.stdout!.on("data", (chunk: Buffer) => {
+      buffered += chunk.toString("utf8");
+      let nl: number;
+      while ((nl = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (!line.startsWith("{")) continue;
+        const record = JSON.parse(line) as { event: string; port?: number };
+        if (record.event === "listening") port = record.port!;
+        if (record.event === "ready") resolvePort(port);
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`worker exited with ${code}`)));
+  });
+  const client = createWorkerClient({ baseUrl: `http://127.0.0.1:${port}`, secret });
+  return {
+    client,
+    child,
+    stop: () =>
+      new Promise<void>((done) => {
+        child.once("exit", () => done());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
+let requestCounter = 0;
+
+async function workerRun(client: WorkerClient, ids: number[], sessionId: string | null): Promise<Run> {
+  const t0 = performance.now();
+  const events = await client.generate({
+    version: 1,
+    request_id: `bench-${++requestCounter}`,
+    session_id: sessionId,
+    prompt_token_ids: ids,
+    sampling: { max_new_tokens: newTokens, temperature: 0, stop_token_ids: [] },
+  });
+  const times: number[] = [];
+  const tokens: number[] = [];
+  let cached = 0;
+  for await (const e of events) {
+    if (e.type === "start") cached = e.cached_tokens;
+    if (e.type === "token") {
+      times.push(performance.now());
+      tokens.push(e.id);
+    }
+    if (e.type === "done" && e.finish_reason !== "length") throw new Error(`worker run ended with ${e.finish_reason}`);
+  }
+  return runFromTimes(t0, times, tokens, performance.now(), cached);
+}
+
+/** Timestamps every generated token (the first put is the prompt). */
+class TimingStreamer extends BaseStreamer {
+  times: number[] = [];
+  tokens: number[] = [];
+  private sawPrompt = false;
+  override put(value: bigint[][]): void {
+    if (!this.sawPrompt) {
+      this.sawPrompt = true;
+      return;
+    }
+    this.times.push(performance.now());
+    this.tokens.push(Number(value[0]![0]!));
+  }
+  override end(): void {}
+}
+
+type TextGenerator = (text: string, options: Record<string, unknown>) => Promise<unknown>;
+
+async function loadPipeline(dir: string): Promise<TextGenerator> {
+  env.allowRemoteModels = false;
+  const sessionOptions: Record<string, unknown> = { logSeverityLevel: 3 };
+  if (device === "cpu" && threads > 0) sessionOptions.intraOpNumThreads = threads;
+  const generator = await pipeline("text-generation", dir, {
+    device,
+    dtype: dtype as "fp32",
+    local_files_only: true,
+    session_options: sessionOptions,
+  });
+  return generator as unknown as TextGenerator;
+}
+
+async function pipelineRun(generator: TextGenerator, text: string): Promise<Run> {
+  const streamer = new TimingStreamer();
+  const t0 = performance.now();
+  await generator(text, {
+    max_new_tokens: newTokens,
+    do_sample: false,
+    // The text already carries <|begin_of_text|>; an empty eos list disables stopping (as stop_token_ids: []).
+    add_special_tokens: false,
+    eos_token_id: [],
+    streamer,
+  });
+  return runFromTimes(t0, streamer.times, streamer.tokens, performance.now());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Sections
+
+async function singleStream(worker: WorkerHandle, generator: TextGenerator, tokenizer: Tokenizer) {
+  const { text, ids } = textOfTokens(tokenizer, promptTokens, 11);
+  const bosText = `<|begin_of_text|>${text}`;
+  const bosIds = [tokenizer.bosId, ...ids];
+  // Warm-up (first-call costs, JIT) on both.
+  await workerRun(worker.client, bosIds, null);
+  await pipelineRun(generator, bosText);
+  const w: Run[] = [];
+  const p: Run[] = [];
+  for (let i = 0; i < repeats; i++) {
+    w.push(await workerRun(worker.client, bosIds, null));
+    p.push(await pipelineRun(generator, bosText));
+  }
+  const same = w[0]!.tokens.join() === p[0]!.tokens.join();
+  const wt = median(w.map((r) => r.ttftMs));
+  const pt = median(p.map((r) => r.ttftMs));
+  const wd = median(w.map((r) => r.decodeTps));
+  const pd = median(p.map((r) => r.decodeTps));
+  table(
+    `One stream: prompt ${bosIds.length} tokens, ${newTokens} new tokens, median of ${repeats} (same greedy tokens: ${same ? "yes" : "NO"})`,
+    ["system", "TTFT ms", "decode tok/s", "total ms"],
+    [
+      ["worker (HTTP, separate process)", f1(wt), f1(wd), f1(median(w.map((r) => r.totalMs)))],
+      ["transformers.js pipeline (in-process)", f1(pt), f1(pd), f1(median(p.map((r) => r.totalMs)))],
+      ["ratio worker / pipeline", `${f2(pt / wt)}× faster`, `${f2(wd / pd)}×`, `${f2(median(p.map((r) => r.totalMs)) / median(w.map((r) => r.totalMs)))}× faster`],
+    ],
+  );
+  results.single = { promptTokens: bosIds.length, newTokens, worker: { ttftMs: wt, decodeTps: wd }, pipeline: { ttftMs: pt, decodeTps: pd }, sameTokens: same };
+}
+
+async function concurrency(worker: WorkerHandle, generator: TextGenerator, tokenizer: Tokenizer) {
+  const rows: (string | number)[][] = [];
+  const out: unknown[] = [];
+  for (const c of concurrencies) {
+    const prompts = Array.from({ length: c }, (_, i) => textOfTokens(tokenizer, promptTokens, 100 + i));
+    const measure = async (one: (i: number) => Promise<Run>) => {
+      const t0 = performance.now();
+      const runs = await Promise.all(prompts.map((_, i) => one(i)));
+      const wall = performance.now() - t0;
+      const tokens = runs.reduce((s, r) => s + r.tokens.length, 0);
+      return {
+        ttftP50: median(runs.map((r) => r.ttftMs)),
+        ttftP95: percentile(runs.map((r) => r.ttftMs), 95),
+        perStreamTps: median(runs.map((r) => r.decodeTps)),
+        aggregateTps: (tokens * 1000) / wall,
+        wallMs: wall,
+      };
+    };
+    const w = await measure((i) => workerRun(worker.client, [tokenizer.bosId, ...prompts[i]!.ids], null));
+    const p = await measure((i) => pipelineRun(generator, `<|begin_of_text|>${prompts[i]!.text}`));
+    rows.push(
+      [c, "worker", f1(w.ttftP50), f1(w.ttftP95), f1(w.perStreamTps), f1(w.aggregateTps), f1(w.wallMs)],
+      [c, "pipeline", f1(p.ttftP50), f1(p.ttftP95), f1(p.perStreamTps), f1(p.aggregateTps), f1(p.wallMs)],
+      [c, "ratio", `${f2(p.ttftP50 / w.ttftP50)}×`, `${f2(p.ttftP95 / w.ttftP95)}×`, `${f2(w.perStreamTps / p.perStreamTps)}×`, `${f2(w.aggregateTps / p.aggregateTps)}×`, `${f2(p.wallMs / w.wallMs)}×`],
+    );
+    out.push({ concurrency: c, worker: w, pipeline: p });
+  }
+  table(
+    `Concurrent sessions: prompt ${promptTokens + 1} tokens, ${newTokens} new tokens each (ratios: >1 means the worker is better)`,
+    ["sessions", "system", "TTFT p50 ms", "TTFT p95 ms", "decode tok/s per stream", "aggregate tok/s", "wall ms"],
+    rows,
+  );
+  results.concurrency = out;
+}
+
+async function chat(worker: WorkerHandle, generator: TextGenerator, tokenizer: Tokenizer) {
+  const rows: (string | number)[][] = [];
+  const out: unknown[] = [];
+  const system = textOfTokens(tokenizer, systemTokens, 7).text;
+  for (const c of chatConcurrencies) {
+    const userTurns = Array.from({ length: c }, (_, chatIndex) =>
+      Array.from({ length: turns }, (_, t) => textOfTokens(tokenizer, userTokens, 1000 * chatIndex + t).text),
+    );
+    /** Runs every chat's turns in order (chats concurrently); the history holds the model's own answers. */
+    const conversation = async (label: string, run: (chatIndex: number, text: string, ids: number[]) => Promise<Run>) => {
+      const t0 = performance.now();
+      const perChat = await Promise.all(
+        userTurns.map(async (turnsOfChat, chatIndex) => {
+          let text = `<|begin_of_text|>${HEADER("system")}${system}<|eot_id|>`;
+          const runs: Run[] = [];
+          for (const user of turnsOfChat) {
+            text += `${HEADER("user")}${user}<|eot_id|>${HEADER("assistant")}`;
+            const ids = tokenizer.encode(text, { bos: false, eos: false, allowedSpecial: "all" });
+            const r = await run(chatIndex, text, ids);
+            runs.push(r);
+            text += `${tokenizer.decode(r.tokens)}<|eot_id|>`;
+          }
+          return { runs, finalPromptTokens: tokenizer.encode(text, { bos: false, eos: false, allowedSpecial: "all" }).length };
+        }),
+      );
+      const wall = performance.now() - t0;
+      const all = perChat.flatMap((x) => x.runs);
+      return {
+        label,
+        wallMs: wall,
+        ttftMean: all.reduce((s, r) => s + r.ttftMs, 0) / all.length,
+        ttftLastTurn: median(perChat.map((x) => x.runs.at(-1)!.ttftMs)),
+        cachedShare: all.reduce((s, r) => s + (r.cachedTokens ?? 0), 0),
+        finalPromptTokens: median(perChat.map((x) => x.finalPromptTokens)),
+      };
+    };
+    const sessionIds = userTurns.map((_, i) => `chat-c${c}-n${i}-${randomBytes(4).toString("hex")}`);
+    const withReuse = await conversation("worker, prefix reuse", (i, _text, ids) => workerRun(worker.client, ids, sessionIds[i]!));
+    const noReuse = await conversation("worker, no reuse", (_i, _text, ids) => workerRun(worker.client, ids, null));
+    const plain = await conversation("pipeline (no KV reuse)", (_i, text) => pipelineRun(generator, text));
+    for (const r of [withReuse, noReuse, plain]) {
+      rows.push([c, r.label, f1(r.wallMs), f2(noReuse.wallMs / r.wallMs), f2(plain.wallMs / r.wallMs), f1(r.ttftMean), f1(r.ttftLastTurn), r.finalPromptTokens]);
+    }
+    out.push({ chats: c, withReuse, noReuse, pipeline: plain });
+  }
+  table(
+    `${turns}-turn chat per session (system ${systemTokens} + user ${userTokens} tokens per turn, ${newTokens} new tokens per answer)`,
+    ["chats", "system", "total ms", "speed-up vs worker without reuse", "speed-up vs pipeline", "TTFT mean ms", "TTFT turn 10 ms", "final prompt tokens"],
+    rows,
+  );
+  results.chat = out;
+}
+
+/** Batched vs sequential decode with equal-length rows, on transformers.js' decoder forward (no worker). */
+async function batching(dir: string, tokenizer: Tokenizer) {
+  env.allowRemoteModels = false;
+  const sessionOptions: Record<string, unknown> = { logSeverityLevel: 3 };
+  if (device === "cpu" && threads > 0) sessionOptions.intraOpNumThreads = threads;
+  const model = (await AutoModelForCausalLM.from_pretrained(dir, {
+    device,
+    dtype: dtype as "fp32",
+    local_files_only: true,
+    session_options: sessionOptions,
+  })) as PreTrainedModel;
+  const i64 = (rows: number[][]) => new Tensor("int64", BigInt64Array.from(rows.flat(), BigInt), [rows.length, rows[0]!.length]);
+  const argmaxRows = (logits: Tensor): number[] => {
+    const [b, s, v] = logits.dims as [number, number, number];
+    const data = logits.data as Float32Array;
+    return Array.from({ length: b }, (_, row) => {
+      const off = (row * s + s - 1) * v;
+      let best = 0;
+      for (let i = 1; i < v; i++) if (data[off + i]! > data[off + best]!) best = i;
+      return best;
+    });
+  };
+  /** Greedy decode of `rows` (equal lengths) as one batch; returns tokens per row and decode seconds. */
+  const decode = async (rows: number[][]) => {
+    let past: Record<string, Tensor> | undefined;
+    let length = rows[0]!.length;
+    const step = async (ids: number[][]) => {
+      const inputs: Record<string, unknown> = {
+        input_ids: i64(ids),
+        attention_mask: i64(ids.map(() => new Array<number>(length).fill(1))),
+        num_logits_to_keep: new Tensor("int64", BigInt64Array.of(1n), []),
+      };
+      if (past) inputs.past_key_values = past;
+      const out = (await model.forward(inputs)) as Record<string, Tensor>;
+      past = Object.fromEntries(Object.entries(out).filter(([k]) => k.startsWith("present")).map(([k, t]) => [k.replace("present", "past_key_values"), t]));
+      return argmaxRows(out.logits!);
+    };
+    let next = await step(rows);
+    const tokens = rows.map(() => [] as number[]);
+    const t0 = performance.now();
+    for (let s = 0; s < newTokens; s++) {
+      next.forEach((t, r) => tokens[r]!.push(t));
+      if (s === newTokens - 1) break;
+      length++;
+      next = await step(next.map((t) => [t]));
+    }
+    return { tokens, seconds: (performance.now() - t0) / 1000 };
+  };
+  const rowsOut: (string | number)[][] = [];
+  const out: unknown[] = [];
+  for (const b of [1, 4, 16]) {
+    const prompts = Array.from({ length: b }, (_, i) => [tokenizer.bosId, ...textOfTokens(tokenizer, promptTokens + 20, 500 + i).ids.slice(0, promptTokens)]);
+    await decode([prompts[0]!]); // warm-up
+    let seqSeconds = 0;
+    const seqTokens: number[][] = [];
+    for (const p of prompts) {
+      const r = await decode([p]);
+      seqSeconds += r.seconds;
+      seqTokens.push(r.tokens[0]!);
+    }
+    const batched = await decode(prompts);
+    const same = batched.tokens.every((t, i) => t.join() === seqTokens[i]!.join());
+    const seqTps = (b * (newTokens - 1)) / seqSeconds;
+    const batTps = (b * (newTokens - 1)) / batched.seconds;
+    rowsOut.push([b, f1(seqTps), f1(batTps), `${f2(batTps / seqTps)}×`, same ? "yes" : "NO"]);
+    out.push({ rows: b, sequentialTps: seqTps, batchedTps: batTps, sameTokens: same });
+  }
+  await model.dispose();
+  table(
+    `Batching: decode tok/s of B equal-length rows (prompt ${promptTokens + 1} tokens), one B-row forward vs B one-row forwards`,
+    ["rows B", "sequential tok/s", "batched tok/s", "batched / sequential", "same greedy tokens"],
+    rowsOut,
+  );
+  results.batching = out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+const dir = await modelFolder();
+const tokenizer = await Tokenizer.fromFile(join(dir, "tokenizer.json"));
+console.log(`# bench-worker: ${dir} on ${device} (${dtype}), node ${process.version}, ${new Date().toISOString()}`);
+console.log(`settings: prompt ${promptTokens} tokens, ${newTokens} new tokens, repeats ${repeats}, ORT threads ${threads || "default"}`);
+
+const needsServers = ["single", "concurrency", "chat"].some((s) => sections.has(s));
+if (needsServers) {
+  const worker = await startWorker(dir);
+  const generator = await loadPipeline(dir);
+  try {
+    if (sections.has("single")) await singleStream(worker, generator, tokenizer);
+    if (sections.has("concurrency")) await concurrency(worker, generator, tokenizer);
+    if (sections.has("chat")) await chat(worker, generator, tokenizer);
+  } finally {
+    await worker.stop();
+  }
+}
+if (sections.has("batching")) await batching(dir, tokenizer);
+if (opts.json) writeFileSync(opts.json, `${JSON.stringify(results, null, 2)}\n`);
+process.exit(0);
