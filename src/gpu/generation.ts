@@ -127,7 +127,7 @@ export async function runGeneration(deps: GenerationDeps, job: GenerationJob): P
     startSent = true;
 
     const prefillStart = performance.now();
-    let logits = await runner.forward(state, promptIds.slice(cachedTokens), "prefill");
+    let logits = await runner.forward(state, promptIds.slice(cachedTokens));
     metrics.prefill.observe((performance.now() - prefillStart) / 1000);
     metrics.modelTokens.inc({ phase: "prefill" }, promptIds.length - cachedTokens);
 
@@ -172,7 +172,7 @@ export async function runGeneration(deps: GenerationDeps, job: GenerationJob): P
       }
       await yieldToEventLoop();
       if (job.signal.aborted) continue; // reported at the top of the loop
-      logits = await runner.forward(state, [token], "decode");
+      logits = await runner.forward(state, [token]);
       metrics.modelTokens.inc({ phase: "decode" });
       metrics.decodeStep.observe((performance.now() - stepStart) / 1000);
     }

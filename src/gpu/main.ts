@@ -52,9 +52,8 @@ async function start(config: WorkerConfig, logger: Logger): Promise<void> {
   const runner = await ModelRunner.load(folder, config.device, config.cpuThreads);
   // One pass on BOS so session initialisation (and WebGPU shader compilation) is not paid by the first request.
   const warm = runner.newState();
-  await runner.forward(warm, [tokenizer.bosId < folder.args.vocab_size ? tokenizer.bosId : 0], "prefill");
+  await runner.forward(warm, [tokenizer.bosId < folder.args.vocab_size ? tokenizer.bosId : 0]);
   warm.dispose();
-  runner.fedTokens.prefill = 0;
   service = new WorkerService({ config, folder, runner, tokenizer, logger });
   logger.info("ready", {
     load_ms: Math.round(performance.now() - loadStart),

@@ -81,8 +81,6 @@ async function cropTensor(t: KvTensor, keep: number): Promise<KvTensor> {
 
 export class ModelRunner {
   private liveStates = 0;
-  /** Positions fed to the model since start, for metrics and tests of prefix reuse. */
-  fedTokens = { prefill: 0, decode: 0 };
 
   private constructor(
     private readonly model: PreTrainedModel,
@@ -132,7 +130,7 @@ export class ModelRunner {
    * Runs `tokens` after the state's cached positions, appends them to the state and returns the logits of the
    * last position (a fresh float32 copy the caller may modify).
    */
-  async forward(state: KvState, tokens: readonly number[], phase: "prefill" | "decode"): Promise<Float32Array> {
+  async forward(state: KvState, tokens: readonly number[]): Promise<Float32Array> {
     if (state.isDisposed) throw new Error("forward on a disposed KV state");
     if (tokens.length === 0) throw new Error("forward needs at least one token");
     const past = state.tokens.length;
@@ -145,7 +143,6 @@ export class ModelRunner {
     };
     if (state.past) inputs.past_key_values = state.past;
     const outputs = (await this.model.forward(inputs)) as Record<string, KvTensor>;
-    this.fedTokens[phase] += tokens.length;
 
     const next: Record<string, KvTensor> = {};
     for (const [name, tensor] of Object.entries(outputs)) {

@@ -98,6 +98,22 @@ export class WorkerService {
 
   /** Validates and admits a generate request; returns its NDJSON event stream. Throws HttpError before streaming. */
   generate(body: unknown, httpSignal: AbortSignal, receivedAt: number): ReadableStream<Uint8Array> {
+    try {
+      return this.admit(body, httpSignal, receivedAt);
+    } catch (error) {
+      if (error instanceof HttpError) {
+        this.metrics.requests.inc({ outcome: error.body.error.code });
+        this.deps.logger.info("request_rejected", {
+          status: error.status,
+          code: error.body.error.code,
+          ...(error.body.error.field ? { field: error.body.error.field } : {}),
+        });
+      }
+      throw error;
+    }
+  }
+
+  private admit(body: unknown, httpSignal: AbortSignal, receivedAt: number): ReadableStream<Uint8Array> {
     if (this.shuttingDown) throw HttpError.of(503, ERROR_CODES.shuttingDown, "the worker is shutting down");
     const parsed = generateRequestSchema.safeParse(body);
     if (!parsed.success) throw new HttpError(400, validationErrorBody(parsed.error));
@@ -116,7 +132,6 @@ export class WorkerService {
     const stop = new AbortController();
     const admitted = this.scheduler.enqueue(request.session_id ?? request.request_id, stop.signal);
     if (!admitted.ok) {
-      this.metrics.requests.inc({ outcome: ERROR_CODES.queueFull });
       if (admitted.reason === "closed") throw HttpError.of(503, ERROR_CODES.shuttingDown, "the worker is shutting down");
       const retryAfter = Math.min(3600, Math.max(1, Math.ceil((this.averageServiceMs * (this.scheduler.queueDepth + 1)) / 1000)));
       throw HttpError.of(429, ERROR_CODES.queueFull, `the queue is full (${this.scheduler.capacity} waiting)`, undefined, {
