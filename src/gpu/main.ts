@@ -70,9 +70,11 @@ async function start(config: WorkerConfig, logger: Logger): Promise<void> {
     stopping = true;
     logger.info("shutdown_started", { signal, grace_ms: config.shutdownGraceMs });
     // Stop accepting connections; streams in flight continue until their generation ends.
-    server.close();
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     await service!.shutdown(config.shutdownGraceMs);
+    // Let the last `done` events reach their clients before the process exits.
     server.closeIdleConnections();
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 5000))]);
     await runner.dispose();
     logger.info("shutdown_complete", {});
     process.exit(0);

@@ -25,7 +25,7 @@ import type { Logger } from "./logger.js";
 import { createWorkerMetrics, type WorkerMetrics } from "./metrics.js";
 import type { ModelFolder } from "./model-folder.js";
 import type { KvState, ModelRunner } from "./runner.js";
-import { FairScheduler } from "./scheduler.js";
+import { FairScheduler, type Lease } from "./scheduler.js";
 
 export interface ServiceDeps {
   config: WorkerConfig;
@@ -37,6 +37,20 @@ export interface ServiceDeps {
 
 interface ActiveRequest {
   stop: AbortController;
+}
+
+/** A validated request that has a place in the queue. */
+interface Admitted {
+  request: GenerateRequest;
+  promptIds: number[];
+  maxNewTokens: number;
+  stopTokenIds: Set<number>;
+  seed: number;
+  lease: Promise<Lease>;
+  /** Aborted by cancel, disconnect, deadline or shutdown, with a StopReason. */
+  stop: AbortController;
+  httpSignal: AbortSignal;
+  receivedAt: number;
 }
 
 const stopReason = (code: StopReason["code"], message: string): StopReason => ({ code, message });
@@ -139,8 +153,17 @@ export class WorkerService {
       });
     }
     this.active.set(request.request_id, { stop });
-    const seed = request.sampling.seed ?? randomInt(0, 2 ** 47);
-    return this.eventStream(request, promptIds, limit.maxNewTokens, new Set(stopIds), seed, admitted.lease, stop, httpSignal, receivedAt);
+    return this.eventStream({
+      request,
+      promptIds,
+      maxNewTokens: limit.maxNewTokens,
+      stopTokenIds: new Set(stopIds),
+      seed: request.sampling.seed ?? randomInt(0, 2 ** 47),
+      lease: admitted.lease,
+      stop,
+      httpSignal,
+      receivedAt,
+    });
   }
 
   private promptIds(request: GenerateRequest): number[] {
@@ -165,17 +188,9 @@ export class WorkerService {
     }
   }
 
-  private eventStream(
-    request: GenerateRequest,
-    promptIds: number[],
-    maxNewTokens: number,
-    stopTokenIds: Set<number>,
-    seed: number,
-    lease: Promise<{ release(): void }>,
-    stop: AbortController,
-    httpSignal: AbortSignal,
-    receivedAt: number,
-  ): ReadableStream<Uint8Array> {
+  /** Streams the events of an admitted request: waits for its slot, runs it, ends with `done`. */
+  private eventStream(admitted: Admitted): ReadableStream<Uint8Array> {
+    const { request, promptIds, maxNewTokens, stopTokenIds, seed, lease, stop, httpSignal, receivedAt } = admitted;
     const { config, logger } = this.deps;
     const onDisconnect = () => stop.abort(stopReason(ERROR_CODES.clientCancelled, "client disconnected"));
     httpSignal.addEventListener("abort", onDisconnect, { once: true });
@@ -221,7 +236,7 @@ export class WorkerService {
         max_new_tokens: maxNewTokens,
         queue_depth: this.scheduler.queueDepth,
       });
-      let held: { release(): void } | null = null;
+      let held: Lease;
       let outcome: string;
       try {
         held = await lease;
