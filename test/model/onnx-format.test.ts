@@ -112,16 +112,20 @@ describe("4-bit layouts, read back by onnxruntime's kernels", () => {
         fc.array(fc.float({ noNaN: true, noDefaultInfinity: true, min: -100, max: 100 }), { minLength: 32, maxLength: 32 }),
         fc.boolean(),
         (values, half) => {
+          const maxAbs = Math.max(...values.map(Math.abs));
+          // float16 scales below its normal range (6e-5) lose relative precision; weights are far larger.
+          fc.pre(!half || maxAbs >= 1e-3);
           const data = Float32Array.from(values);
           const round = half ? roundToFloat16 : Math.fround;
           const block = quantizeQ4(data, 1, 32, round);
           const back = dequantizeQ4(block);
           const scale = block.scales[0];
           expect(round(scale)).toBe(scale);
-          const extreme = values.reduce((m, v) => (Math.abs(v) > Math.abs(m) ? v : m), 0);
-          if (!half) expect(back[values.indexOf(extreme)]).toBe(Math.fround((extreme / -8) * -8));
+          // The scale is extreme / -8, so the extreme value is code 0 (-8 steps) and exact (÷8 is exact).
+          expect(Math.abs(scale)).toBe(half ? roundToFloat16(maxAbs / 8) : maxAbs / 8);
+          if (!half) expect(values.some((v, i) => Math.abs(v) === maxAbs && back[i] === v)).toBe(true);
           // Values of the extreme's opposite sign can reach +8 steps, clamped to +7 (one step off).
-          values.forEach((v, i) => expect(Math.abs(back[i] - v)).toBeLessThanOrEqual(Math.abs(scale) * (Math.sign(v) === -Math.sign(extreme) ? 1.0001 : 0.5001) + 1e-30));
+          values.forEach((v, i) => expect(Math.abs(back[i] - v)).toBeLessThanOrEqual(Math.abs(scale) * (Math.abs(v) > 7.5 * Math.abs(scale) ? 1.0001 : 0.5001) + 1e-30));
         },
       ),
       { numRuns: 200 },

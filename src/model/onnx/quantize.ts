@@ -60,16 +60,25 @@ export function quantizeQ4(
   const scales = new Float32Array(rows * blocks);
   for (let b = 0; b < rows * blocks; b++) {
     const start = b * Q4_BLOCK_SIZE;
-    let extreme = 0;
-    for (let i = start; i < start + Q4_BLOCK_SIZE; i++) {
-      if (Math.abs(data[i]) > Math.abs(extreme)) extreme = data[i];
+    const end = start + Q4_BLOCK_SIZE;
+    let max = 0;
+    let min = 0;
+    for (let i = start; i < end; i++) {
+      const v = data[i];
+      if (v > max) max = v;
+      else if (v < min) min = v;
     }
+    const extreme = max >= -min ? max : min;
     const scale = roundScale(extreme / -8);
     scales[b] = scale;
     const inverse = scale === 0 ? 0 : 1 / scale;
-    for (let i = start; i < start + Q4_BLOCK_SIZE; i += 2) {
-      const lo = Math.min(7, Math.max(-8, Math.round(data[i] * inverse))) + 8;
-      const hi = Math.min(7, Math.max(-8, Math.round(data[i + 1] * inverse))) + 8;
+    for (let i = start; i < end; i += 2) {
+      // code = clamp(round(v / scale), -8, 7) + 8; v / scale lies in [-8, 8] up to rounding, so
+      // the floor of (v / scale + 8.5) is a non-negative int and | 0 floors it.
+      let lo = (data[i] * inverse + 8.5) | 0;
+      let hi = (data[i + 1] * inverse + 8.5) | 0;
+      lo = lo > 15 ? 15 : lo < 0 ? 0 : lo;
+      hi = hi > 15 ? 15 : hi < 0 ? 0 : hi;
       packed[i >>> 1] = lo | (hi << 4);
     }
   }

@@ -46,17 +46,24 @@ function* transposedChunks(tensors: Tensor[], dataType: DataTypeCode): Generator
   const inDim = tensors[0].shape[1];
   const outDim = tensors.reduce((n, t) => n + t.shape[0], 0);
   const rowsPerChunk = Math.max(1, Math.floor(CHUNK_ELEMENTS / outDim));
+  const TILE = 32;
   for (let k0 = 0; k0 < inDim; k0 += rowsPerChunk) {
     const k1 = Math.min(inDim, k0 + rowsPerChunk);
     const block = new Float32Array((k1 - k0) * outDim);
     let column = 0;
     for (const t of tensors) {
+      const source = t.data;
       const rows = t.shape[0];
-      for (let r = 0; r < rows; r++, column++) {
-        const source = t.data;
-        const base = r * inDim;
-        for (let k = k0; k < k1; k++) block[(k - k0) * outDim + column] = source[base + k];
+      // Tiles of 32 source rows: each output row gets 32 contiguous writes, and the 32 source
+      // cache lines being read stay in L1 across consecutive k.
+      for (let r0 = 0; r0 < rows; r0 += TILE) {
+        const r1 = Math.min(rows, r0 + TILE);
+        for (let k = k0; k < k1; k++) {
+          let out = (k - k0) * outDim + column + r0;
+          for (let r = r0; r < r1; r++) block[out++] = source[r * inDim + k];
+        }
       }
+      column += rows;
     }
     yield* floatChunks(block, dataType);
   }
