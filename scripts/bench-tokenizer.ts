@@ -14,7 +14,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
 
 // The children run a bundled copy of this script from build/bench/, so the root is passed down.
@@ -29,6 +29,8 @@ const PATHOLOGICAL: Record<string, string> = {
 };
 const PATHOLOGICAL_TIMEOUT_MS = 20_000;
 const COLD_RUNS = 5;
+const PASSES = 5;
+const PASS_BUDGET_MS = 4_000;
 
 type Name = "llama-edge" | "js-tiktoken" | "llama3-tokenizer-js" | "transformers.js";
 const NAMES: Name[] = ["llama-edge", "js-tiktoken", "llama3-tokenizer-js", "transformers.js"];
@@ -267,40 +269,76 @@ async function child(mode: string, name: Name, arg: string | undefined): Promise
     const adapter = await loadAdapter(name);
     adapter.encode("warm up");
     const text = PATHOLOGICAL[arg!];
-    const started = performance.now();
-    const ids = adapter.encode(text);
-    return { ms: performance.now() - started, digest: idsDigest(ids), count: ids.length };
+    let ids: number[] = [];
+    const { wallMs, cpuMs } = measure(() => {
+      ids = adapter.encode(text);
+    });
+    return { ms: wallMs, cpuMs, digest: idsDigest(ids), count: ids.length };
   }
   // mode "run": throughput, memory and ids.
   const documents = JSON.parse(await readFile(`${WORK_DIR}corpus.json`, "utf8")) as string[];
   const encoder = new TextEncoder();
   const totalBytes = documents.reduce((sum, doc) => sum + encoder.encode(doc).length, 0);
   const gc = (globalThis as { gc?: () => void }).gc;
-  gc?.();
-  const heapBefore = process.memoryUsage().heapUsed;
+  const memory = (): number => {
+    gc?.();
+    const usage = process.memoryUsage();
+    return usage.heapUsed + usage.external; // external holds ArrayBuffers such as our asset
+  };
+  const memoryBefore = memory();
   const adapter = await loadAdapter(name);
-  gc?.();
-  const heapAfterLoad = process.memoryUsage().heapUsed - heapBefore;
+  const retainedMB = (memory() - memoryBefore) / 2 ** 20;
   // Warm up the JIT on a slice of the corpus first.
   for (const doc of documents.slice(0, Math.ceil(documents.length / 20))) adapter.decode(adapter.encode(doc));
   const ids: number[][] = new Array(documents.length);
-  let started = performance.now();
-  for (let i = 0; i < documents.length; i++) ids[i] = adapter.encode(documents[i]);
-  const encodeMs = performance.now() - started;
   const texts: string[] = new Array(documents.length);
-  started = performance.now();
-  for (let i = 0; i < documents.length; i++) texts[i] = adapter.decode(ids[i]);
-  const decodeMs = performance.now() - started;
+  const encodePasses = timedPasses(() => {
+    for (let i = 0; i < documents.length; i++) ids[i] = adapter.encode(documents[i]);
+  });
+  const decodePasses = timedPasses(() => {
+    for (let i = 0; i < documents.length; i++) texts[i] = adapter.decode(ids[i]);
+  });
+  const mbps = (ms: number): number => totalBytes / 1e6 / (ms / 1000);
   return {
     totalBytes,
     tokens: ids.reduce((sum, list) => sum + list.length, 0),
-    encodeMBps: totalBytes / 1e6 / (encodeMs / 1000),
-    decodeMBps: totalBytes / 1e6 / (decodeMs / 1000),
-    heapAfterLoadMB: heapAfterLoad / 2 ** 20,
+    encodeMBps: mbps(encodePasses.wallMs),
+    encodeCpuMBps: mbps(encodePasses.cpuMs),
+    decodeMBps: mbps(decodePasses.wallMs),
+    decodeCpuMBps: mbps(decodePasses.cpuMs),
+    passes: encodePasses.passes,
+    retainedMB,
     peakRssMB: process.resourceUsage().maxRSS / 1024,
     digests: ids.map(idsDigest),
     roundTripFailures: texts.filter((text, i) => text !== documents[i]).length,
   };
+}
+
+/** Wall and CPU time of one run of `work`. */
+function measure(work: () => void): { wallMs: number; cpuMs: number } {
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  work();
+  const wallMs = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  return { wallMs, cpuMs: (used.user + used.system) / 1000 };
+}
+
+/**
+ * Best of up to PASSES runs, stopping once PASS_BUDGET_MS is spent (so slow tokenizers run once):
+ * on a shared machine the best pass is the one least disturbed by other processes.
+ */
+function timedPasses(work: () => void): { wallMs: number; cpuMs: number; passes: number } {
+  let best = measure(work);
+  let spent = best.wallMs;
+  let passes = 1;
+  while (passes < PASSES && spent < PASS_BUDGET_MS) {
+    const next = measure(work);
+    spent += next.wallMs;
+    passes++;
+    best = { wallMs: Math.min(best.wallMs, next.wallMs), cpuMs: Math.min(best.cpuMs, next.cpuMs) };
+  }
+  return { ...best, passes };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,8 +405,11 @@ interface RunResult {
   totalBytes: number;
   tokens: number;
   encodeMBps: number;
+  encodeCpuMBps: number;
   decodeMBps: number;
-  heapAfterLoadMB: number;
+  decodeCpuMBps: number;
+  passes: number;
+  retainedMB: number;
   peakRssMB: number;
   digests: string[];
   roundTripFailures: number;
@@ -383,7 +424,8 @@ async function parent(): Promise<void> {
   console.log(
     `corpus: ${documents.length} documents, ${(corpusBytes / 1e6).toFixed(2)} MB UTF-8, ${documents.reduce((s, d) => s + d.length, 0)} UTF-16 units`,
   );
-  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}\n`);
+  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+  console.log(`load average at the start: ${loadavg().map((l) => l.toFixed(2)).join(", ")}\n`);
 
   const rows: Record<Name, Record<string, number | string>> = {} as never;
   let reference: string[] | undefined;
@@ -401,8 +443,11 @@ async function parent(): Promise<void> {
     const mismatches = run.digests.filter((d, i) => d !== reference![i]).length;
     Object.assign(row, {
       encode: run.encodeMBps,
+      encodeCpu: run.encodeCpuMBps,
       decode: run.decodeMBps,
-      heap: run.heapAfterLoadMB,
+      decodeCpu: run.decodeCpuMBps,
+      passes: run.passes,
+      heap: run.retainedMB,
       rss: run.peakRssMB,
       mismatches,
       roundTrip: run.roundTripFailures,
@@ -418,10 +463,16 @@ async function parent(): Promise<void> {
     row.cold = median(colds);
     row.load = median(loads);
     for (const label of Object.keys(PATHOLOGICAL)) {
-      const result = (await runChild(["path", name, label], PATHOLOGICAL_TIMEOUT_MS)) as { ms?: number; digest?: string; error?: string };
+      const result = (await runChild(["path", name, label], PATHOLOGICAL_TIMEOUT_MS)) as {
+        ms?: number;
+        cpuMs?: number;
+        digest?: string;
+        error?: string;
+      };
       if (result.error) row[label] = result.error === "timeout" ? `> ${PATHOLOGICAL_TIMEOUT_MS / 1000} s` : result.error;
       else {
         row[label] = result.ms!;
+        row[`${label} cpu`] = result.cpuMs!;
         referencePaths[label] ??= result.digest!;
         if (result.digest !== referencePaths[label]) row[`${label} ids`] = "differ";
       }
@@ -443,32 +494,45 @@ async function parent(): Promise<void> {
     return `${(higherIsBetter ? mine / peer : peer / mine).toFixed(1)}×`;
   };
   const pathLabels = Object.keys(PATHOLOGICAL);
-  const header = ["", "encode MB/s", "decode MB/s", "cold start ms", "load ms", "heap MB", "peak RSS MB", ...pathLabels.map((l) => `${l} ms`), "ids ≠ llama-edge (docs)", "decode ≠ text (docs)"];
+  const header = [
+    "",
+    "encode MB/s (wall / CPU)",
+    "decode MB/s (wall / CPU)",
+    "cold start ms",
+    "load ms",
+    "retained MB",
+    "peak RSS MB",
+    ...pathLabels.map((l) => `${l} ms (wall / CPU)`),
+    "ids ≠ llama-edge (docs)",
+    "decode ≠ text (docs)",
+  ];
   const table = NAMES.map((name) => {
     const r = rows[name];
     if (r.error) return [name, `error: ${r.error}`];
     return [
       name,
-      fmt(r.encode, 2),
-      fmt(r.decode, 1),
+      `${fmt(r.encode, 2)} / ${fmt(r.encodeCpu, 2)}`,
+      `${fmt(r.decode, 1)} / ${fmt(r.decodeCpu, 1)}`,
       fmt(r.cold, 0),
       fmt(r.load, 0),
       fmt(r.heap, 1),
       fmt(r.rss, 0),
-      ...pathLabels.map((l) => `${fmt(r[l], 0)}${r[`${l} ids`] ? " (ids differ)" : ""}`),
+      ...pathLabels.map((l) =>
+        typeof r[l] === "number" ? `${fmt(r[l], 0)} / ${fmt(r[`${l} cpu`], 0)}${r[`${l} ids`] ? " (ids differ)" : ""}` : fmt(r[l]),
+      ),
       String(r.mismatches),
       String(r.roundTrip),
     ];
   });
   table.push([
     "llama-edge vs fastest peer",
-    ratio("encode", true),
-    ratio("decode", true),
+    `${ratio("encode", true)} / ${ratio("encodeCpu", true)}`,
+    `${ratio("decode", true)} / ${ratio("decodeCpu", true)}`,
     ratio("cold", false),
     ratio("load", false),
     ratio("heap", false),
     ratio("rss", false),
-    ...pathLabels.map((l) => ratio(l, false)),
+    ...pathLabels.map((l) => `${ratio(l, false)} / ${ratio(`${l} cpu`, false)}`),
     "",
     "",
   ]);
@@ -476,8 +540,9 @@ async function parent(): Promise<void> {
   console.log(`| ${header.map(() => "---").join(" | ")} |`);
   for (const line of table) console.log(`| ${line.join(" | ")} |`);
   console.log(
-    `\nencode/decode: MB of UTF-8 text per second over all documents, after a warm-up on 5% of them; cold start: median of ${COLD_RUNS} fresh processes, import + construction from the tokenizer's own data + first encode; heap: retained after construction; ratios: llama-edge against the best peer (> 1× = llama-edge better).`,
+    `\nencode/decode: MB of UTF-8 text per second over all documents, after a warm-up on 5% of them, best of up to ${PASSES} passes within ${PASS_BUDGET_MS / 1000} s (wall clock, and process CPU time); cold start: median of ${COLD_RUNS} fresh processes, import + construction from the tokenizer's own data + first encode; retained: JS heap + external memory (ArrayBuffers) held after construction; pathological: one encode in a fresh process after a one-line warm-up, ids differ = differs from llama-edge (which applies the reference's 25,000-character split); ratios: llama-edge against the best peer (> 1× = llama-edge better).`,
   );
+  console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(", ")}`);
 }
 
 if (process.argv[2] === "--child") {
