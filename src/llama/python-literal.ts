@@ -64,7 +64,7 @@ export type PyValue =
 export class PythonValueError extends Error {
   override readonly name = "PythonValueError";
   constructor(
-    readonly pythonType: "ValueError" | "TypeError",
+    readonly pythonType: "ValueError" | "TypeError" | "RecursionError",
     message: string,
   ) {
     super(message);
@@ -316,25 +316,29 @@ export function pyValueStr(v: PyValue): string {
   return typeof v === "string" ? v : pyValueRepr(v);
 }
 
+/** Nesting beyond which `repr()` raises RecursionError (Python's default limit is 1000 frames). */
+const MAX_REPR_DEPTH = 990;
+
 /**
  * Python `repr()` of a JavaScript value seen as Python data: number per the int/float convention of
  * `python-json.ts`, `bigint` int, {@link PythonFloat} float, array list, plain object dict.
  * Returns `null` for values Python could not hold (undefined, functions, class instances).
  */
-export function pythonRepr(v: unknown): string | null {
+export function pythonRepr(v: unknown, depth = 0): string | null {
+  if (depth > MAX_REPR_DEPTH) throw new PythonValueError("RecursionError", "maximum recursion depth exceeded while getting the repr of an object");
   if (v === null) return "None";
   if (v === true) return "True";
   if (v === false) return "False";
   if (typeof v === "string") return pythonStrRepr(v);
   if (typeof v === "number" || typeof v === "bigint" || v instanceof PythonFloat) return pythonNumberRepr(v);
   if (Array.isArray(v)) {
-    const items = v.map(pythonRepr);
+    const items = v.map((x) => pythonRepr(x, depth + 1));
     return items.includes(null) ? null : "[" + items.join(", ") + "]";
   }
   if (typeof v === "object" && isPlainObject(v)) {
     const parts: string[] = [];
     for (const [k, val] of Object.entries(v)) {
-      const r = pythonRepr(val);
+      const r = pythonRepr(val, depth + 1);
       if (r === null) return null;
       parts.push(`${pythonStrRepr(k)}: ${r}`);
     }

@@ -19,6 +19,24 @@ import {
   type PyValue,
 } from "./python-literal.js";
 
+/**
+ * CPython's tokenizer refuses more than 200 nested brackets ("too many nested parentheses", MAXLEVEL).
+ */
+const MAX_BRACKET_DEPTH = 200;
+
+/**
+ * Expression nesting (counted from a keyword value inside `[f(...)]`) beyond which CPython 3.11 raises
+ * `RecursionError: maximum recursion depth exceeded during ast construction` (3000 levels minus the
+ * caller's stack; measured: 2973 chained unary operators, `+1` terms or `.attr` trailers parse, 2974
+ * raise). Also keeps pathological input from overflowing the JavaScript stack.
+ */
+const MAX_AST_DEPTH = 2977;
+
+/** Python's `RecursionError` while building the AST of deeply nested input. */
+export class PythonRecursionError extends Error {
+  override readonly name = "PythonRecursionError";
+}
+
 /** Python's `SyntaxError` (including `IndentationError`) from `ast.parse`. */
 export class PythonSyntaxError extends Error {
   override readonly name = "PythonSyntaxError";
@@ -95,6 +113,15 @@ const OPERATORS = [
 ];
 
 const STRING_PREFIXES = new Set(["r", "u", "f", "b", "br", "rb", "fr", "rf"]);
+
+/** CPython 3.11 refuses decimal int literals longer than this (`sys.get_int_max_str_digits()`). */
+const INT_MAX_STR_DIGITS = 4300;
+
+// Number literals (sticky: matched in place, without slicing the source).
+const HEX_INT = /0[xX](?:_?[0-9a-fA-F])+/y;
+const OCT_INT = /0[oO](?:_?[0-7])+/y;
+const BIN_INT = /0[bB](?:_?[01])+/y;
+const DECIMAL = /(?:(?:[0-9](?:_?[0-9])*)?\.[0-9](?:_?[0-9])*|[0-9](?:_?[0-9])*\.?)(?:[eE][-+]?[0-9](?:_?[0-9])*)?[jJ]?/y;
 const XID_START = /^[\p{XID_Start}_]$/u;
 const XID_CONTINUE = /^[\p{XID_Continue}]$/u;
 
@@ -285,7 +312,10 @@ class Tokenizer {
     for (const op of OPERATORS) {
       if (src.startsWith(op, start)) {
         this.pos += op.length;
-        if (op === "(" || op === "[" || op === "{") this.depth++;
+        if (op === "(" || op === "[" || op === "{") {
+          if (this.depth >= MAX_BRACKET_DEPTH) throw new PythonSyntaxError("too many nested parentheses", start);
+          this.depth++;
+        }
         if (op === ")" || op === "]" || op === "}") {
           if (this.depth === 0) throw new PythonSyntaxError(`unmatched '${op}'`, start);
           this.depth--;
@@ -367,19 +397,20 @@ class Tokenizer {
   private number(): void {
     const src = this.src;
     const start = this.pos;
-    const rest = src.slice(start);
-    let m: RegExpMatchArray | null;
+    let m: RegExpExecArray | null;
     let value: PyValue;
     const digits = (s: string) => s.replace(/_/g, "");
-    if ((m = rest.match(/^0[xX](?:_?[0-9a-fA-F])+/))) {
+    const at = (re: RegExp) => {
+      re.lastIndex = start;
+      return re.exec(src);
+    };
+    if ((m = at(HEX_INT))) {
       value = BigInt("0x" + digits(m[0].slice(2)));
-    } else if ((m = rest.match(/^0[oO](?:_?[0-7])+/))) {
+    } else if ((m = at(OCT_INT))) {
       value = BigInt("0o" + digits(m[0].slice(2)));
-    } else if ((m = rest.match(/^0[bB](?:_?[01])+/))) {
+    } else if ((m = at(BIN_INT))) {
       value = BigInt("0b" + digits(m[0].slice(2)));
-    } else if (
-      (m = rest.match(/^(?:(?:[0-9](?:_?[0-9])*)?\.[0-9](?:_?[0-9])*|[0-9](?:_?[0-9])*\.?)(?:[eE][-+]?[0-9](?:_?[0-9])*)?[jJ]?/))
-    ) {
+    } else if ((m = at(DECIMAL))) {
       const t = m[0];
       const isImag = /[jJ]$/.test(t);
       const body = isImag ? t.slice(0, -1) : t;
@@ -389,7 +420,11 @@ class Tokenizer {
         if (body.startsWith("0") && /[1-9]/.test(body)) {
           throw new PythonSyntaxError("leading zeros in decimal integer literals are not permitted", start);
         }
-        value = BigInt(digits(body));
+        const decimal = digits(body);
+        if (decimal.length > INT_MAX_STR_DIGITS) {
+          throw new PythonSyntaxError(`Exceeds the limit (${INT_MAX_STR_DIGITS} digits) for integer string conversion`, start);
+        }
+        value = BigInt(decimal);
       }
     } else {
       throw new PythonSyntaxError("invalid decimal literal", start);
@@ -465,7 +500,18 @@ const AUGMENTED_ASSIGN = new Set(["+=", "-=", "*=", "/=", "//=", "%=", "@=", "&=
 
 class Parser {
   private i = 0;
+  /** Current AST nesting, see {@link MAX_AST_DEPTH}. */
+  private level = 0;
   constructor(private readonly tokens: Token[]) {}
+
+  /** Enters `n` levels of AST nesting (left by {@link leave}; an exception abandons the parse anyway). */
+  private enter(n = 1): void {
+    this.level += n;
+    if (this.level > MAX_AST_DEPTH) throw new PythonRecursionError("maximum recursion depth exceeded during ast construction");
+  }
+  private leave(n = 1): void {
+    this.level -= n;
+  }
 
   private get tok(): Token {
     return this.tokens[this.i];
@@ -585,7 +631,9 @@ class Parser {
     if (this.acceptKeyword("if")) {
       this.parseDisjunction();
       if (!this.acceptKeyword("else")) this.error("expected 'else' after 'if' expression");
+      this.enter();
       this.parseExpression();
+      this.leave();
       return OTHER("IfExp");
     }
     return body;
@@ -612,7 +660,9 @@ class Parser {
     this.i++; // lambda
     this.parseParameters(":");
     this.expectOp(":");
+    this.enter();
     this.parseExpression();
+    this.leave();
     return OTHER("Lambda");
   }
 
@@ -665,7 +715,12 @@ class Parser {
   }
 
   private parseInversion(): PyNode {
-    if (this.acceptKeyword("not")) return { type: "UnaryOp", op: "Not", operand: this.parseInversion() };
+    if (this.acceptKeyword("not")) {
+      this.enter();
+      const operand = this.parseInversion();
+      this.leave();
+      return { type: "UnaryOp", op: "Not", operand };
+    }
     return this.parseComparison();
   }
 
@@ -690,14 +745,19 @@ class Parser {
     return OTHER("Compare");
   }
 
+  /** A left-associative chain: n operators nest the first operand n levels deep. */
   private parseBinary(ops: readonly string[], next: () => PyNode): PyNode {
     let left = next();
+    let chain = 0;
     while (this.tok.type === "OP" && ops.includes(this.tok.text)) {
       const op = this.tok.text;
       this.i++;
+      this.enter();
+      chain++;
       const right = next();
       left = { type: "BinOp", op, left, right };
     }
+    this.leave(chain);
     return left;
   }
 
@@ -718,20 +778,38 @@ class Parser {
     if (t.type === "OP" && (t.text === "+" || t.text === "-" || t.text === "~")) {
       this.i++;
       const op = t.text === "+" ? "UAdd" : t.text === "-" ? "USub" : "Invert";
-      return { type: "UnaryOp", op, operand: this.parseFactor() };
+      this.enter();
+      const operand = this.parseFactor();
+      this.leave();
+      return { type: "UnaryOp", op, operand };
     }
     return this.parsePower();
   }
 
   private parsePower(): PyNode {
-    const base = this.acceptKeyword("await") ? (this.parsePrimary(), OTHER("Await")) : this.parsePrimary();
-    if (this.acceptOp("**")) return { type: "BinOp", op: "**", left: base, right: this.parseFactor() };
-    return base;
+    const base = this.acceptKeyword("await") ? this.parseAwait() : this.parsePrimary();
+    if (!this.acceptOp("**")) return base;
+    this.enter();
+    const right = this.parseFactor();
+    this.leave();
+    return { type: "BinOp", op: "**", left: base, right };
+  }
+
+  private parseAwait(): PyNode {
+    this.enter();
+    this.parsePrimary();
+    this.leave();
+    return OTHER("Await");
   }
 
   private parsePrimary(): PyNode {
     let node = this.parseAtom();
+    let chain = 0;
     for (;;) {
+      if (this.isOp(".") || this.isOp("(") || this.isOp("[")) {
+        this.enter();
+        chain++;
+      }
       if (this.acceptOp(".")) {
         if (this.tok.type !== "NAME" || KEYWORDS.has(this.tok.text)) this.error();
         node = { type: "Attribute", value: node, attr: this.tok.name! };
@@ -743,6 +821,7 @@ class Parser {
         this.expectOp("]");
         node = { type: "Subscript", value: node, slice };
       } else {
+        this.leave(chain);
         return node;
       }
     }
@@ -775,6 +854,17 @@ class Parser {
 
   private parseCall(func: PyNode): PyNode {
     this.expectOp("(");
+    // Call -> keyword -> value. Unchecked: bracket nesting is bounded separately, and the nodes inside
+    // check as they nest further.
+    this.level += 2;
+    try {
+      return this.parseCallArguments(func);
+    } finally {
+      this.leave(2);
+    }
+  }
+
+  private parseCallArguments(func: PyNode): PyNode {
     const args: PyNode[] = [];
     const keywords: PyKeyword[] = [];
     let sawKeyword = false;
@@ -945,6 +1035,15 @@ class Parser {
 
   private parseListDisplay(): PyNode {
     this.expectOp("[");
+    this.level++;
+    try {
+      return this.parseListElements();
+    } finally {
+      this.leave();
+    }
+  }
+
+  private parseListElements(): PyNode {
     const elts: PyNode[] = [];
     if (this.acceptOp("]")) return { type: "List", elts };
     const first = this.parseStarNamedExpression();
@@ -965,6 +1064,15 @@ class Parser {
 
   private parseBraceDisplay(): PyNode {
     this.expectOp("{");
+    this.level++;
+    try {
+      return this.parseBraceElements();
+    } finally {
+      this.leave();
+    }
+  }
+
+  private parseBraceElements(): PyNode {
     if (this.acceptOp("}")) return { type: "Dict", keys: [], values: [] };
     // dict (with ** unpacking) or dict comprehension
     if (this.isOp("**")) return this.parseDictRest();

@@ -5,7 +5,7 @@
  * reference's results and the exceptions it raises.
  */
 
-import { dumps, JSONDecodeError, loads, PythonFloat, PythonJsonError, pythonNumberRepr } from "./python-json.js";
+import { dumps, JSONDecodeError, loads, MAX_JSON_DEPTH, PythonFloat, PythonJsonError, pythonNumberRepr } from "./python-json.js";
 import {
   isPlainObject,
   literalEval,
@@ -21,7 +21,7 @@ import {
   pyHashKey,
   toJsValue,
 } from "./python-literal.js";
-import { parsePythonModule, PythonSyntaxError, type PyNode } from "./python-syntax.js";
+import { parsePythonModule, PythonRecursionError, PythonSyntaxError, type PyNode } from "./python-syntax.js";
 
 export const BUILTIN_TOOLS = ["brave_search", "wolfram_alpha", "photogen", "code_interpreter"] as const;
 export type BuiltinTool = (typeof BUILTIN_TOOLS)[number];
@@ -48,7 +48,8 @@ export type PythonErrorKind =
   | "ValidationError"
   | "TypeError"
   | "AttributeError"
-  | "SyntaxError";
+  | "SyntaxError"
+  | "RecursionError";
 
 /** Thrown where the reference raises; `kind` names the Python exception (as in the golden vectors). */
 export class ChatFormatError extends Error {
@@ -73,22 +74,23 @@ function getArgument(args: Record<string, unknown> | string, key: string): unkno
 }
 
 function formatted(value: unknown): string {
-  const s = pythonStr(value);
+  const s = asChatFormatError(() => pythonStr(value));
   if (s === null) throw new ChatFormatError("TypeError", `cannot format a value of type ${typeof value}`);
   return s;
 }
 
 /** `format_value` of the python_list serialisation: strings quoted without escaping, dicts as `{k=v}`. */
-function formatPythonListValue(value: unknown): string {
+function formatPythonListValue(value: unknown, depth = 0): string {
+  if (depth > MAX_JSON_DEPTH) throw new ChatFormatError("RecursionError", "maximum recursion depth exceeded");
   if (typeof value === "string") return `"${value}"`;
   if (value === true) return "True";
   if (value === false) return "False";
   if (value === null) return "None";
   if (typeof value === "number" || typeof value === "bigint" || value instanceof PythonFloat) return pythonNumberRepr(value);
-  if (Array.isArray(value)) return `[${value.map(formatPythonListValue).join(", ")}]`;
+  if (Array.isArray(value)) return `[${value.map((v) => formatPythonListValue(v, depth + 1)).join(", ")}]`;
   if (typeof value === "object" && isPlainObject(value)) {
     return `{${Object.entries(value)
-      .map(([k, v]) => `${k}=${formatPythonListValue(v)}`)
+      .map(([k, v]) => `${k}=${formatPythonListValue(v, depth + 1)}`)
       .join(", ")}}`;
   }
   throw new ChatFormatError("ValueError", `Unsupported type: ${typeof value}`);
@@ -163,7 +165,12 @@ function astParseBody(source: string): PyNode[] {
   if (LONE_SURROGATE.test(source)) {
     throw new ChatFormatError("ValueError", "'utf-8' codec can't encode character: surrogates not allowed");
   }
-  return parsePythonModule(source);
+  try {
+    return parsePythonModule(source);
+  } catch (e) {
+    if (e instanceof PythonRecursionError) throw new ChatFormatError("RecursionError", e.message);
+    throw e;
+  }
 }
 
 function isCallOfNameWithKeywordsOnly(node: PyNode): boolean {
@@ -185,12 +192,7 @@ export function isValidPythonList(source: string): boolean {
 }
 
 function literal(node: PyNode): PyValue {
-  try {
-    return literalEval(node);
-  } catch (e) {
-    if (e instanceof PythonValueError) throw new ChatFormatError(e.pythonType, e.message);
-    throw e;
-  }
+  return asChatFormatError(() => literalEval(node));
 }
 
 /** The calls of a Python list with Python-typed arguments (`function_args` keyed by keyword, `null` for `**`). */
@@ -212,12 +214,13 @@ function parsePythonListCalls(source: string): Array<[string, PyDict]> {
       throw new ChatFormatError("AttributeError", `'${node.func.type}' object has no attribute 'id'`);
     }
     const pairs: Array<[PyValue, PyValue]> = node.keywords.map((kw) => [kw.arg, literal(kw.value)]);
-    result.push([node.func.id, wrapHashErrors(() => makeDict(pairs))]);
+    result.push([node.func.id, asChatFormatError(() => makeDict(pairs))]);
   }
   return result;
 }
 
-function wrapHashErrors<T>(f: () => T): T {
+/** Runs `f`, turning the Python value errors of python-literal into {@link ChatFormatError}. */
+function asChatFormatError<T>(f: () => T): T {
   try {
     return f();
   } catch (e) {
@@ -239,8 +242,27 @@ export function parsePythonListForFunctionCalls(source: string): Array<[string, 
 // Recognising calls in completions
 // ---------------------------------------------------------------------------------------------
 
-/** `<function=NAME>{…}`: Python `.` (no DOTALL) stops only at `\n`; `[^}]` crosses lines and `>`. */
-const CUSTOM_TOOL_CALL_PATTERN = /<function=([^}]+)>(\{[^\n]*?\})/u;
+const FUNCTION_TAG = "<function=";
+
+/**
+ * `re.search(r"<function=(?P<function_name>[^}]+)>(?P<args>{.*?})", body)` as `[name, args]`, in linear
+ * time (the backtracking regex is quadratic on input such as `<function=a>{a>{a>{…`).
+ *
+ * For a tag at p, let q be the first `}` after it. The name `[^}]+` cannot pass q, and the args
+ * `{.*?}` end at q, so the greedy name ends at the last `>{` before q, and that candidate alone decides:
+ * a shorter name would only add text, and so any newline, to the args (`.` stops only at `\n`, while
+ * `[^}]` crosses lines and `>`).
+ */
+function searchFunctionTag(body: string): [string, string] | null {
+  for (let p = body.indexOf(FUNCTION_TAG); p !== -1; p = body.indexOf(FUNCTION_TAG, p + 1)) {
+    const nameStart = p + FUNCTION_TAG.length;
+    const q = body.indexOf("}", nameStart);
+    if (q === -1) return null; // no later tag has a closing brace either
+    const g = body.lastIndexOf(">{", q - 2);
+    if (g > nameStart && !body.slice(g + 2, q).includes("\n")) return [body.slice(nameStart, g), body.slice(g + 1, q + 1)];
+  }
+  return null;
+}
 
 /** `\b(\w+)\.call\(query="([^"]*)"\)` with Python's Unicode `\w` (= letters, numbers, `_`) and `\b`. */
 const BUILTIN_TOOL_PATTERN = /(?<![\p{L}\p{N}_])([\p{L}\p{N}_]+)\.call\(query="([^"]*)"\)/u;
@@ -271,10 +293,10 @@ function dictGet(d: PyDict, key: string): PyValue | undefined {
 
 /** `maybe_extract_custom_tool_call` with Python-typed results; `null` is the reference's None. */
 function extractCustomToolCall(body: string): [PyValue, PyValue] | null {
-  const match = CUSTOM_TOOL_CALL_PATTERN.exec(body);
+  const match = searchFunctionTag(body);
   if (match) {
     try {
-      return [match[1], pythonJsonLoads(match[2].replaceAll("'", '"'))];
+      return [match[0], pythonJsonLoads(match[1].replaceAll("'", '"'))];
     } catch {
       return null; // the reference catches every exception here and prints it
     }
@@ -400,7 +422,7 @@ export function extractToolCall(content: string, ipython: boolean): ToolCall | n
   if (custom !== null) {
     [toolName, toolArguments] = custom;
     // `tool_name in BuiltinTool.__members__` hashes the name first.
-    wrapHashErrors(() => pyHashKey(toolName));
+    asChatFormatError(() => pyHashKey(toolName));
     if (isBuiltinTool(toolName)) {
       // The model answered a builtin tool in the custom format: keep only the first value, as "query".
       if (!(toolArguments instanceof PyDict)) {

@@ -172,6 +172,22 @@ describe("reference edge cases of decode_assistant_message_from_content", () => 
     }
   });
 
+  it("pathological nesting raises like the reference instead of overflowing the stack", () => {
+    // Reference: json.loads hits RecursionError (uncaught by is_json); ast.parse refuses more than 200
+    // nested brackets with a SyntaxError (so the text stays content); a 100000-term sum exceeds the
+    // AST construction depth (RecursionError).
+    expect(kindOf(() => chat.decodeAssistantMessageFromContent("[".repeat(100_000) + "]".repeat(100_000), "out_of_tokens"))).toBe("RecursionError");
+    expect(kindOf(() => chat.decodeAssistantMessageFromContent('{"a":'.repeat(100_000) + "1" + "}".repeat(100_000), "out_of_tokens"))).toBe("RecursionError");
+    const brackets = "[f(a=" + "[".repeat(100_000) + "]".repeat(100_000) + ")]";
+    expect(chat.decodeAssistantMessageFromContent(brackets, "out_of_tokens").content).toBe(brackets);
+    expect(kindOf(() => chat.decodeAssistantMessageFromContent("[f(a=1" + "+1".repeat(100_000) + ")]", "out_of_tokens"))).toBe("RecursionError");
+    expect(kindOf(() => chat.decodeAssistantMessageFromContent("[f(a=" + "-".repeat(100_000) + "1)]", "out_of_tokens"))).toMatch(/Error$/);
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(kindOf(() => encodeToolCall({ toolName: "f", arguments: { a: deep } }, "json"))).toBe("RecursionError");
+    expect(kindOf(() => encodeToolCall({ toolName: "f", arguments: { a: deep } }, "python_list"))).toBe("RecursionError");
+  });
+
   it("builtin regex: Python \\w and \\b are Unicode-aware; first match wins", () => {
     expect(maybeExtractBuiltinToolCall('é brave_search.call(query="a") wolfram_alpha.call(query="b")')).toEqual(["brave_search", "a"]);
     expect(maybeExtractBuiltinToolCall('ébrave_search.call(query="a")')).toEqual(["ébrave_search", "a"]);
