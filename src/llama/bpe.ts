@@ -16,7 +16,7 @@
  */
 
 import type { RankTable } from "./rank-table.js";
-import { hashBytes } from "./rank-table.js";
+import { HASH_MULTIPLIER, hashBytes, PACKED_MAX_LENGTH } from "./rank-table.js";
 
 /** Pieces up to this many bytes take the rescanning path. */
 const SHORT_PIECE_BYTES = 16;
@@ -80,8 +80,24 @@ export class BytePairEncoder {
       this.merge(bytes, start, end, out);
       return;
     }
-    const hash = hashBytes(bytes, start, end);
-    const whole = this.table.rankOfHashed(hash, bytes, start, end);
+    let hash: number;
+    let whole: number;
+    if (length <= PACKED_MAX_LENGTH) {
+      // Most pieces are short: hash and pack them in one pass and compare whole words.
+      hash = 0;
+      let low = 0;
+      let high = length << 24;
+      for (let i = 0; i < length; i++) {
+        const b = bytes[start + i];
+        hash = (Math.imul(hash, HASH_MULTIPLIER) + b + 1) | 0;
+        if (i < 4) low |= b << (8 * i);
+        else high |= b << (8 * (i - 4));
+      }
+      whole = this.table.rankOfPacked(hash, low >>> 0, high >>> 0);
+    } else {
+      hash = hashBytes(bytes, start, end);
+      whole = this.table.rankOfHashed(hash, bytes, start, end);
+    }
     if (whole !== -1) {
       out.push(whole);
       return;

@@ -31,7 +31,7 @@ const HEADER_BYTES = 32;
 const MAX_TOKEN_LENGTH = 4096;
 
 /** Multiplier of the polynomial byte hash. Odd, so multiplication is invertible mod 2^32. */
-const HASH_MULTIPLIER = 0x01000193;
+export const HASH_MULTIPLIER = 0x01000193;
 
 /** Polynomial hash of `bytes[start, end)`: h = h * M + (byte + 1), mod 2^32. */
 export function hashBytes(bytes: Uint8Array, start: number, end: number): number {
@@ -216,6 +216,24 @@ export class RankTable {
           return rank;
         }
       }
+      slot = (slot + 1) & this.slotMask;
+    }
+    return -1;
+  }
+
+  /**
+   * Rank of a token of at most 7 bytes given its hash and its two `packed` words (see the layout), or
+   * -1: the comparison needs no byte access at all.
+   */
+  rankOfPacked(hash: number, low: number, high: number): number {
+    const slots = this.slots;
+    const packed = this.packed;
+    const h = hash >>> 0;
+    let slot = slotOf(hash, this.shift);
+    for (let probes = this.slotMask; probes >= 0; probes--) {
+      const stored = slots[2 * slot + 1];
+      if (stored === 0) return -1;
+      if (slots[2 * slot] === h && packed[2 * stored - 1] === high && packed[2 * stored - 2] === low) return stored - 1;
       slot = (slot + 1) & this.slotMask;
     }
     return -1;
