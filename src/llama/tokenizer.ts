@@ -66,6 +66,8 @@ const SPECIAL_IDS: Readonly<Record<string, number>> = Object.freeze(
 const SPECIAL_ID_BY_NAME: ReadonlyMap<string, number> = new Map(Object.entries(SPECIAL_IDS));
 const SPECIAL_BYTES: readonly Uint8Array[] = SPECIAL_TOKEN_NAMES.map((name) => utf8Encoder.encode(name));
 const MAX_SPECIAL_LENGTH = Math.max(...SPECIAL_TOKEN_NAMES.map((name) => name.length));
+/** Inputs longer than this (in UTF-8 bytes, worst case) get their own buffer instead of the reused one. */
+const SCRATCH_RETAIN_BYTES = 1 << 20;
 /** Marks "no special tokens" so the common path skips searching for them. */
 const NO_SPECIALS: ReadonlySet<number> = new Set();
 
@@ -85,6 +87,7 @@ export class Tokenizer {
   /** Rank of each single byte: pieces of one byte skip the hash table. */
   private readonly byteRanks = new Int32Array(256);
   private readonly utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  private scratch = new Uint8Array(1024);
 
   private constructor(table: RankTable) {
     if (table.tokenCount !== NUM_BASE_TOKENS) {
@@ -159,7 +162,7 @@ export class Tokenizer {
 
     const out: number[] = [];
     if (options.bos) out.push(BOS_ID);
-    const bytes = utf8Encoder.encode(text);
+    const bytes = this.utf8(text);
     if (text.length <= MAX_NO_WHITESPACES_CHARS) {
       // At most 25,000 code points: the reference makes no cut.
       this.encodeCut(bytes, 0, bytes.length, allowed, disallowed, out);
@@ -169,6 +172,19 @@ export class Tokenizer {
     }
     if (options.eos) out.push(EOS_ID);
     return out;
+  }
+
+  /**
+   * `text` as UTF-8 (lone surrogates become U+FFFD, as tiktoken does) in a reused buffer: encode is
+   * often called for short strings (chat headers, roles), where a fresh allocation per call shows.
+   */
+  private utf8(text: string): Uint8Array {
+    // UTF-8 needs at most 3 bytes per UTF-16 unit.
+    const needed = 3 * text.length;
+    if (needed > SCRATCH_RETAIN_BYTES) return utf8Encoder.encode(text);
+    if (this.scratch.length < needed) this.scratch = new Uint8Array(Math.max(needed, 2 * this.scratch.length));
+    const { written } = utf8Encoder.encodeInto(text, this.scratch);
+    return this.scratch.subarray(0, written);
   }
 
   /** One piece of the long-input split: what the reference passes to one tiktoken `encode` call. */
