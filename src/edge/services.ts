@@ -8,6 +8,7 @@ import type { KeyStore, Principal, RateLimiter } from "./auth.js";
 import type { EdgeConfig } from "./config.js";
 import type { GenerationDeps, SessionDirectory, WaitUntil } from "./generation.js";
 import type { GpuPool } from "./pool.js";
+import type { JobRuntime } from "./jobs/runtime.js";
 
 export interface EdgeServices extends GenerationDeps {
   config: EdgeConfig;
@@ -21,7 +22,7 @@ export interface EdgeServices extends GenerationDeps {
   /** One structured log line. Never pass API keys or prompts. */
   log(fields: Record<string, unknown>): void;
   /** The job machinery behind `/v1/jobs` and `/v1/hooks/*` (webhook-driven generation), when deployed. */
-  jobs?: EdgeHandler;
+  jobs?: JobRuntime;
 }
 
 /** Per-request context handed to the handlers in `functions/` once the gateway has authenticated the caller. */
