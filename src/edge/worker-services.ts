@@ -13,8 +13,9 @@ import type { SessionDirectory } from "./generation.js";
 import { GpuPool } from "./pool.js";
 import type { EdgeServices } from "./services.js";
 import type { SessionRouter } from "./session-router.js";
+import { workerJobRuntime, type JobBindings } from "./jobs/worker-runtime.js";
 
-export interface Env extends EdgeVars {
+export interface Env extends EdgeVars, JobBindings {
   SESSIONS: DurableObjectNamespace<SessionRouter>;
   API_KEYS?: KVNamespace;
   RATE_LIMITER?: RateLimit;
@@ -97,5 +98,6 @@ export function workerServices(env: Env, ctx: ExecutionContext): EdgeServices {
     limiter: env.RATE_LIMITER ? new BindingRateLimiter(env.RATE_LIMITER) : null,
     waitUntil: (promise) => ctx.waitUntil(promise.catch(() => undefined)),
     log,
+    jobs: workerJobRuntime(env),
   };
 }
