@@ -7,9 +7,12 @@ import { handleChatFunction } from "../../functions/chat.js";
 import { handleHttpEndpoint } from "../../functions/http-endpoint.js";
 import { handleWebhookGenerate } from "../../functions/webhook-generate.js";
 import { createGateway } from "./gateway.js";
+import { handleJobQueue } from "./jobs/worker-queue.js";
 import { workerServices, type Env } from "./worker-services.js";
 
 export { SessionRouter } from "./session-router.js";
+export { GenerationJob } from "./jobs/job-object.js";
+export { WebhookEndpoint } from "./jobs/endpoint-object.js";
 export type { Env } from "./worker-services.js";
 
 const gateway = createGateway({ http: handleHttpEndpoint, chat: handleChatFunction, webhook: handleWebhookGenerate });
@@ -17,5 +20,9 @@ const gateway = createGateway({ http: handleHttpEndpoint, chat: handleChatFuncti
 export default {
   fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     return gateway(request, workerServices(env, ctx));
+  },
+  /** Webhook-driven generation: the job queue and its dead-letter queue (src/edge/jobs). */
+  queue(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
+    return handleJobQueue(batch, env, ctx);
   },
 } satisfies ExportedHandler<Env>;
