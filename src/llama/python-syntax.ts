@@ -1140,10 +1140,3 @@ export function parsePythonModule(source: string): PyNode[] {
   const tokens = new Tokenizer(normalised).run();
   return new Parser(tokens).parseModule();
 }
-
-/** `ast.parse(source, mode="eval").body`: one expression (used by `literal_eval` on strings). */
-export function parsePythonExpression(source: string): PyNode {
-  const body = parsePythonModule(source);
-  if (body.length !== 1) throw new PythonSyntaxError("invalid syntax", 0);
-  return body[0];
-}
