@@ -56,21 +56,16 @@ export class BytePairEncoder {
   private readonly cacheResults = new Int32Array(CACHE_ENTRIES * CACHE_RESULT_RANKS);
 
   /** Rank of each single byte. */
-  private readonly byteRanks = new Int32Array(256);
+  private readonly byteRanks: Int32Array;
   /** Direct-mapped memo of pair ranks: (left rank, right rank) -> rank of the concatenation or NO_RANK. */
   private readonly pairMemo = new Int32Array(PAIR_MEMO_STRIDE << PAIR_MEMO_BITS).fill(-1);
 
-  constructor(table: RankTable) {
+  /** `byteRanks[b]` is the rank of byte `b`; every byte must be a token (the tokenizer checks). */
+  constructor(table: RankTable, byteRanks: Int32Array) {
     this.table = table;
     this.hashPowers = table.hashPowers;
     this.maxTokenLength = table.maxTokenLength;
-    const one = new Uint8Array(1);
-    for (let b = 0; b < 256; b++) {
-      one[0] = b;
-      const rank = table.rankOf(one, 0, 1);
-      if (rank === -1) throw new Error(`byte 0x${b.toString(16)} is not a token`);
-      this.byteRanks[b] = rank;
-    }
+    this.byteRanks = byteRanks;
   }
 
   /** Appends the ranks of `bytes[start, end)` to `out`. Every single byte must be a token. */

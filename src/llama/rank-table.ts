@@ -247,6 +247,17 @@ export class RankTable {
     return true;
   }
 
+  /** The rank of each single byte, -1 where a byte is not a token. */
+  singleByteRanks(): Int32Array {
+    const ranks = new Int32Array(256);
+    const one = new Uint8Array(1);
+    for (let b = 0; b < 256; b++) {
+      one[0] = b;
+      ranks[b] = this.rankOf(one, 0, 1);
+    }
+    return ranks;
+  }
+
   /** A copy of the bytes of token `rank`. */
   tokenBytes(rank: number): Uint8Array {
     return this.blob.slice(this.offsets[rank], this.offsets[rank + 1]);

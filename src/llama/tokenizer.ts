@@ -85,7 +85,7 @@ export class Tokenizer {
   private readonly table: RankTable;
   private readonly bpe: BytePairEncoder;
   /** Rank of each single byte: pieces of one byte skip the hash table. */
-  private readonly byteRanks = new Int32Array(256);
+  private readonly byteRanks: Int32Array;
   private readonly utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   private scratch = new Uint8Array(1024);
 
@@ -93,18 +93,18 @@ export class Tokenizer {
     if (table.tokenCount !== NUM_BASE_TOKENS) {
       throw new VocabularyError(`vocabulary has ${table.tokenCount} tokens, a Llama 3 vocabulary has ${NUM_BASE_TOKENS}`);
     }
-    const one = new Uint8Array(1);
-    for (let b = 0; b < 256; b++) {
-      one[0] = b;
-      const rank = table.rankOf(one, 0, 1);
-      if (rank === -1) throw new VocabularyError(`vocabulary lacks the single byte 0x${b.toString(16)}`);
-      this.byteRanks[b] = rank;
-    }
+    // BPE starts from single bytes, so every byte must be a token.
+    this.byteRanks = table.singleByteRanks();
+    const missing = this.byteRanks.indexOf(-1);
+    if (missing !== -1) throw new VocabularyError(`vocabulary lacks the single byte 0x${missing.toString(16)}`);
     this.table = table;
-    this.bpe = new BytePairEncoder(table);
+    this.bpe = new BytePairEncoder(table, this.byteRanks);
   }
 
-  /** Wraps the compact edge asset (`scripts/build-tokenizer.ts`, or `toData()`); no parsing. */
+  /**
+   * Wraps the compact edge asset (`scripts/build-tokenizer.ts`, or `toData()`): no parsing, and no copy
+   * unless the bytes are not 4-byte aligned, so the caller must not modify them afterwards.
+   */
   static fromData(asset: ArrayBuffer | Uint8Array): Tokenizer {
     if (asset instanceof ArrayBuffer) return new Tokenizer(RankTable.fromBytes(new Uint8Array(asset)));
     if (asset instanceof Uint8Array) return new Tokenizer(RankTable.fromBytes(asset));
@@ -299,8 +299,9 @@ export class Tokenizer {
 }
 
 /**
- * The leftmost special token in `bytes[start, end)` whose id is in `ids`: its offset and id. Every special token is `<|name|>` with no `|` in the name, so at a `<|` only the
- * text up to the next `|>` can match: one lookup per candidate, as the regex alternation would find.
+ * The leftmost special token in `bytes[start, end)` whose id is in `ids`: its offset and id. Every
+ * special token is `<|name|>` with no `|` in the name, so at a `<|` only the text up to the next `|>`
+ * can match: one lookup per candidate finds what the regex alternation of the tokens would.
  */
 function findSpecial(
   bytes: Uint8Array,
