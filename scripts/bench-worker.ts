@@ -24,7 +24,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { AutoModelForCausalLM, BaseStreamer, Tensor, env, pipeline, type PreTrainedModel } from "@huggingface/transformers";
 import { Tokenizer } from "../src/llama/tokenizer.js";
-import { PRESETS, defineModelArgs, type ModelArgs } from "../src/model/config.js";
+import { PRESETS, defineModelArgs, isPresetName, type ModelArgs } from "../src/model/config.js";
 import { buildModelFolder } from "../src/model/onnx/index.js";
 import { Rng } from "../src/model/rng.js";
 import { randomWeights } from "../src/model/weights.js";
@@ -66,6 +66,10 @@ const { values: opts } = parseArgs({
     sections: { type: "string", default: "single,concurrency,chat,batching" },
     threads: { type: "string", default: "0" },
     json: { type: "string" },
+    /** A bundled worker entry (.mjs) to run with plain node instead of `tsx src/gpu/main.ts` (device runs). */
+    "worker-entry": { type: "string" },
+    /** tokenizer.json + tokenizer_config.json for --preset builds (default: the registry package's). */
+    "tokenizer-dir": { type: "string" },
   },
 });
 
@@ -137,15 +141,21 @@ function runFromTimes(t0: number, times: number[], tokens: number[], end: number
 
 async function modelFolder(): Promise<string> {
   if (opts.model) return resolve(opts.model);
-  const args = BENCH_PRESETS[opts.preset!];
-  if (!args) throw new Error(`--preset: expected one of ${Object.keys(BENCH_PRESETS).join(", ")}`);
+  const args = BENCH_PRESETS[opts.preset!] ?? (isPresetName(opts.preset!) ? PRESETS[opts.preset] : undefined);
+  if (!args) throw new Error(`--preset: expected one of ${[...Object.keys(BENCH_PRESETS), ...Object.keys(PRESETS)].join(", ")}`);
   const dir = join(ROOT, "build", "bench-models", `${opts.preset}-s1-${dtype}`);
   if (!existsSync(join(dir, "config.json"))) {
     console.error(`building ${opts.preset} (${dtype}) into ${dir} …`);
     const tmp = `${dir}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
     mkdirSync(tmp, { recursive: true });
-    await buildModelFolder({ outDir: tmp, weights: randomWeights(args, 1), flavour: "gpu", dtypes: [dtype as "fp32"] });
+    await buildModelFolder({
+      outDir: tmp,
+      weights: randomWeights(args, 1),
+      flavour: "gpu",
+      dtypes: [dtype as "fp32"],
+      ...(opts["tokenizer-dir"] ? { tokenizerDir: resolve(opts["tokenizer-dir"]) } : {}),
+    });
     renameSync(tmp, dir);
   }
   return dir;
@@ -180,9 +190,10 @@ interface WorkerHandle {
   stop(): Promise<void>;
 }
 
-async function startWorker(dir: string): Promise<WorkerHandle> {
+async function startWorker(dir: string, maxRunning = 1): Promise<WorkerHandle> {
   const secret = randomBytes(24).toString("hex");
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/gpu/main.ts")], {
+  const entry = opts["worker-entry"] ? [resolve(opts["worker-entry"])] : ["--import", "tsx", join(ROOT, "src/gpu/main.ts")];
+  const child = spawn(process.execPath, entry, {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -192,6 +203,7 @@ async function startWorker(dir: string): Promise<WorkerHandle> {
       PORT: "0",
       WORKER_SECRET: secret,
       QUEUE_CAPACITY: "256",
+      MAX_RUNNING: String(maxRunning),
       KV_BUDGET_BYTES: String(8 * 1024 ** 3),
       CPU_THREADS: String(threads),
       LOG_LEVEL: "info",
@@ -330,9 +342,12 @@ async function singleStream(worker: WorkerHandle, generator: TextGenerator, toke
   results.single = { promptTokens: bosIds.length, newTokens, worker: { ttftMs: wt, decodeTps: wd }, pipeline: { ttftMs: pt, decodeTps: pd }, sameTokens: same };
 }
 
-async function concurrency(worker: WorkerHandle, generator: TextGenerator, tokenizer: Tokenizer) {
+async function concurrency(worker: WorkerHandle, generator: TextGenerator, tokenizer: Tokenizer, dir: string) {
   const rows: (string | number)[][] = [];
   const out: unknown[] = [];
+  // A second worker that admits every session at once: generations alternate decode steps.
+  const maxC = Math.max(...concurrencies);
+  const interleaved = maxC > 1 ? await startWorker(dir, maxC) : null;
   for (const c of concurrencies) {
     const prompts = Array.from({ length: c }, (_, i) => textOfTokens(tokenizer, promptTokens, 100 + i));
     const measure = async (one: (i: number) => Promise<Run>) => {
@@ -349,14 +364,18 @@ async function concurrency(worker: WorkerHandle, generator: TextGenerator, token
       };
     };
     const w = await measure((i) => workerRun(worker.client, [tokenizer.bosId, ...prompts[i]!.ids], null));
+    const wi = c > 1 && interleaved ? await measure((i) => workerRun(interleaved.client, [tokenizer.bosId, ...prompts[i]!.ids], null)) : null;
     const p = await measure((i) => pipelineRun(generator, `<|begin_of_text|>${prompts[i]!.text}`));
-    rows.push(
-      [c, "worker", f1(w.ttftP50), f1(w.ttftP95), f1(w.perStreamTps), f1(w.aggregateTps), f1(w.wallMs)],
-      [c, "pipeline", f1(p.ttftP50), f1(p.ttftP95), f1(p.perStreamTps), f1(p.aggregateTps), f1(p.wallMs)],
-      [c, "ratio", `${f2(p.ttftP50 / w.ttftP50)}×`, `${f2(p.ttftP95 / w.ttftP95)}×`, `${f2(w.perStreamTps / p.perStreamTps)}×`, `${f2(w.aggregateTps / p.aggregateTps)}×`, `${f2(p.wallMs / w.wallMs)}×`],
-    );
-    out.push({ concurrency: c, worker: w, pipeline: p });
+    const row = (label: string, m: typeof w) => [c, label, f1(m.ttftP50), f1(m.ttftP95), f1(m.perStreamTps), f1(m.aggregateTps), f1(m.wallMs)];
+    const ratio = (label: string, m: typeof w) =>
+      [c, label, `${f2(p.ttftP50 / m.ttftP50)}×`, `${f2(p.ttftP95 / m.ttftP95)}×`, `${f2(m.perStreamTps / p.perStreamTps)}×`, `${f2(m.aggregateTps / p.aggregateTps)}×`, `${f2(p.wallMs / m.wallMs)}×`];
+    rows.push(row("worker (FIFO, MAX_RUNNING=1)", w));
+    if (wi) rows.push(row(`worker (interleaved, MAX_RUNNING=${maxC})`, wi));
+    rows.push(row("pipeline (concurrent calls)", p), ratio("ratio FIFO worker / pipeline", w));
+    if (wi) rows.push(ratio("ratio interleaved worker / pipeline", wi));
+    out.push({ concurrency: c, worker: w, workerInterleaved: wi, pipeline: p });
   }
+  await interleaved?.stop();
   table(
     `Concurrent sessions: prompt ${promptTokens + 1} tokens, ${newTokens} new tokens each (ratios: >1 means the worker is better)`,
     ["sessions", "system", "TTFT p50 ms", "TTFT p95 ms", "decode tok/s per stream", "aggregate tok/s", "wall ms"],
@@ -394,6 +413,7 @@ async function chat(worker: WorkerHandle, generator: TextGenerator, tokenizer: T
       const all = perChat.flatMap((x) => x.runs);
       return {
         label,
+        tokens: perChat.map((x) => x.runs.map((r) => r.tokens.join(",")).join(";")),
         wallMs: wall,
         ttftMean: all.reduce((s, r) => s + r.ttftMs, 0) / all.length,
         ttftLastTurn: median(perChat.map((x) => x.runs.at(-1)!.ttftMs)),
@@ -405,14 +425,17 @@ async function chat(worker: WorkerHandle, generator: TextGenerator, tokenizer: T
     const withReuse = await conversation("worker, prefix reuse", (i, _text, ids) => workerRun(worker.client, ids, sessionIds[i]!));
     const noReuse = await conversation("worker, no reuse", (_i, _text, ids) => workerRun(worker.client, ids, null));
     const plain = await conversation("pipeline (no KV reuse)", (_i, text) => pipelineRun(generator, text));
+    // Prefix reuse must not change the answers (same prompts, greedy).
+    const same = withReuse.tokens.every((t, i) => t === noReuse.tokens[i]) ? "yes" : "NO";
     for (const r of [withReuse, noReuse, plain]) {
-      rows.push([c, r.label, f1(r.wallMs), f2(noReuse.wallMs / r.wallMs), f2(plain.wallMs / r.wallMs), f1(r.ttftMean), f1(r.ttftLastTurn), r.finalPromptTokens]);
+      rows.push([c, r.label, f1(r.wallMs), f2(noReuse.wallMs / r.wallMs), f2(plain.wallMs / r.wallMs), f1(r.ttftMean), f1(r.ttftLastTurn), r.finalPromptTokens, r === plain ? "" : same]);
     }
-    out.push({ chats: c, withReuse, noReuse, pipeline: plain });
+    const strip = ({ tokens: _tokens, ...rest }: typeof withReuse) => rest;
+    out.push({ chats: c, withReuse: strip(withReuse), noReuse: strip(noReuse), pipeline: strip(plain), reuseSameTokens: same === "yes" });
   }
   table(
     `${turns}-turn chat per session (system ${systemTokens} + user ${userTokens} tokens per turn, ${newTokens} new tokens per answer)`,
-    ["chats", "system", "total ms", "speed-up vs worker without reuse", "speed-up vs pipeline", "TTFT mean ms", "TTFT turn 10 ms", "final prompt tokens"],
+    ["chats", "system", "total ms", "speed-up vs worker without reuse", "speed-up vs pipeline", "TTFT mean ms", "TTFT last turn ms", "final prompt tokens", "same tokens with/without reuse"],
     rows,
   );
   results.chat = out;
@@ -507,7 +530,7 @@ if (needsServers) {
   const generator = await loadPipeline(dir);
   try {
     if (sections.has("single")) await singleStream(worker, generator, tokenizer);
-    if (sections.has("concurrency")) await concurrency(worker, generator, tokenizer);
+    if (sections.has("concurrency")) await concurrency(worker, generator, tokenizer, dir);
     if (sections.has("chat")) await chat(worker, generator, tokenizer);
   } finally {
     await worker.stop();

@@ -66,7 +66,7 @@ export class WorkerService {
 
   constructor(private readonly deps: ServiceDeps) {
     const { config, runner } = deps;
-    this.scheduler = new FairScheduler(config.queueCapacity, 1);
+    this.scheduler = new FairScheduler(config.queueCapacity, config.maxRunning);
     this.sessions = new KvLru<KvState>(config.kvBudgetBytes, () => this.metrics.kvEvictions.inc());
     this.metrics = createWorkerMetrics({
       queueDepth: () => this.scheduler.queueDepth,
@@ -92,7 +92,7 @@ export class WorkerService {
       running,
       kv_sessions: this.sessions.size,
       kv_bytes: this.sessions.bytes,
-      load: Math.round(((running + queueDepth) / (1 + config.queueCapacity)) * 10_000) / 10_000,
+      load: Math.round(((running + queueDepth) / (config.maxRunning + config.queueCapacity)) * 10_000) / 10_000,
     };
   }
 
@@ -147,7 +147,8 @@ export class WorkerService {
     const admitted = this.scheduler.enqueue(request.session_id ?? request.request_id, stop.signal);
     if (!admitted.ok) {
       if (admitted.reason === "closed") throw HttpError.of(503, ERROR_CODES.shuttingDown, "the worker is shutting down");
-      const retryAfter = Math.min(3600, Math.max(1, Math.ceil((this.averageServiceMs * (this.scheduler.queueDepth + 1)) / 1000)));
+      const waitMs = (this.averageServiceMs * (this.scheduler.queueDepth + 1)) / this.deps.config.maxRunning;
+      const retryAfter = Math.min(3600, Math.max(1, Math.ceil(waitMs / 1000)));
       throw HttpError.of(429, ERROR_CODES.queueFull, `the queue is full (${this.scheduler.capacity} waiting)`, undefined, {
         "retry-after": String(retryAfter),
       });

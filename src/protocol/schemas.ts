@@ -177,7 +177,7 @@ export const readyzSchema = z.strictObject({
   running: z.int().min(0),
   kv_sessions: z.int().min(0),
   kv_bytes: z.int().min(0),
-  /** (running + queued) / (1 + queue_capacity): 0 idle, 1 full. What the edge routes by. */
+  /** (running + queued) / (max running + queue_capacity): 0 idle, 1 full. What the edge routes by. */
   load: z.number().min(0),
 });
 

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generate } from "../../src/model/generation.js";
 import type { ReferenceModel } from "../../src/model/reference.js";
+import { parseNdjsonStream } from "../../src/protocol/index.js";
 import { startWorker, type WorkerProcess } from "./helpers/worker-process.js";
 import { tinyWorkerModel } from "./helpers/tiny-model.js";
 
@@ -110,4 +111,39 @@ describe("cache memory", () => {
     });
     expect(again.start.cached_tokens).toBe(0);
   }, 60_000);
+});
+
+describe("MAX_RUNNING > 1", () => {
+  it("interleaves generations step by step without mixing their KV caches", async () => {
+    const own = await startWorker({ MODEL_DIR: (await tinyWorkerModel()).dir, MAX_RUNNING: "2" });
+    try {
+      const prompts = [
+        [128000, 9906, 1917, 11, 420],
+        [128000, 791, 4062, 14198, 39935, 35308, 927],
+      ];
+      const arrivals: string[] = [];
+      const tokens = await Promise.all(
+        prompts.map(async (prompt, i) => {
+          const res = await own.request("/v1/generate", {
+            body: { version: 1, request_id: `inter-${i}`, session_id: `inter-${i}`, prompt_token_ids: prompt, sampling: greedy(16) },
+          });
+          const out: number[] = [];
+          for await (const e of parseNdjsonStream(res.body!)) {
+            arrivals.push(`${i}:${e.type}`);
+            if (e.type === "token") out.push(e.id);
+          }
+          return out;
+        }),
+      );
+      prompts.forEach((prompt, i) => {
+        const [expected] = generate(reference, [prompt], { maxGenLen: 16, temperature: 0, stopTokens: [] });
+        expect(tokens[i]).toEqual(expected!.tokens);
+      });
+      // Both started before either finished: they ran side by side.
+      const firstDone = arrivals.findIndex((a) => a.endsWith(":done"));
+      expect(arrivals.slice(0, firstDone)).toEqual(expect.arrayContaining(["0:start", "1:start"]));
+    } finally {
+      await own.stop();
+    }
+  });
 });
