@@ -6,6 +6,7 @@ import fc from "fast-check";
 import { Tiktoken } from "js-tiktoken/lite";
 import { describe, expect, it } from "vitest";
 import { BytePairEncoder } from "../../src/llama/bpe.js";
+import { splitWhitespacesOrNonWhitespaces } from "../../src/llama/long-input.js";
 import { RankTable } from "../../src/llama/rank-table.js";
 import { SPECIAL_TOKEN_NAMES, NUM_BASE_TOKENS } from "../../src/llama/special-tokens.js";
 import { LLAMA3_SPLIT_REGEX_SOURCE } from "../../src/llama/split-regex.js";
@@ -145,6 +146,35 @@ describe("round trips", () => {
         expect(tok.decode(tok.encode(text, plain))).toBe(wellFormed(text));
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe("long inputs: encode === concatenated encodes of the reference's pieces", () => {
+  // The pieces come from the string-level port of the reference splitter (code points, Python
+  // isspace); each is below the thresholds, so encoding it alone makes no further cut.
+  function referenceEncode(text: string): number[] {
+    const tok = tokenizer();
+    const chars = Array.from(text);
+    const ids: number[] = [];
+    for (let i = 0; i < Math.max(chars.length, 1); i += 400_000) {
+      for (const piece of splitWhitespacesOrNonWhitespaces(chars.slice(i, i + 400_000).join(""), 25_000)) {
+        ids.push(...tok.encode(piece, plain));
+      }
+    }
+    return ids;
+  }
+
+  it("runs of letters, spaces, U+0085 and emoji around 25,000 code points", () => {
+    const tok = tokenizer();
+    const runChar = fc.constantFrom("a", " ", "\u0085", "😀", "日", "\ufeff");
+    const run = fc.tuple(runChar, fc.oneof(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 24_995, max: 25_005 })));
+    fc.assert(
+      fc.property(fc.array(run, { minLength: 1, maxLength: 3 }), (runs) => {
+        const text = runs.map(([c, n]) => c.repeat(n)).join("");
+        expect(tok.encode(text, plain)).toEqual(referenceEncode(text));
+      }),
+      { numRuns: 12 },
     );
   });
 });

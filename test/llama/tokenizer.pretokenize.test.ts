@@ -71,6 +71,19 @@ describe("pre-tokenizer scanner === split regex", () => {
     expect(scannerPieces("a  b")).toEqual(["a", " ", " b"]);
     expect(scannerPieces("a \ufeff b")).toEqual(["a", " \ufeff", " b"]);
     expect(scannerPieces("don't DON'T we'VE")).toEqual(["don", "'t", " DON", "'T", " we", "'VE"]);
+    // Rust's case-insensitive `'s` also matches U+017F (§1.2), so the letters after it are a new piece.
+    expect(scannerPieces("'ſab")).toEqual(["'ſ", "ab"]);
+  });
+
+  it("on strings dense in apostrophes and contraction letters", () => {
+    const fragments = ["'", "'", "s", "S", "ſ", "t", "T", "re", "rE", "VE", "ll", "lL", "d", "D", "m", "a", "x", " ", "1", "\n"];
+    const text = fc.array(fc.constantFrom(...fragments), { maxLength: 30 }).map((fs) => fs.join(""));
+    fc.assert(
+      fc.property(text, (t) => {
+        expect(scannerPieces(t)).toEqual(splitPiecesWithRegex(t));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
 
