@@ -19,7 +19,7 @@ import type { RankTable } from "./rank-table.js";
 import { HASH_MULTIPLIER, hashBytes, PACKED_MAX_LENGTH } from "./rank-table.js";
 
 /** Pieces up to this many bytes take the rescanning path. */
-const SHORT_PIECE_BYTES = 16;
+const SHORT_PIECE_BYTES = 24;
 const NO_RANK = 0x7fffffff;
 /** Heap keys are rank * POSITION_RANGE + offset, so the minimum is the lowest rank, leftmost. */
 const POSITION_RANGE = 2 ** 22;
