@@ -8,7 +8,7 @@
  *   npx tsx scripts/build-tokenizer.ts [--force]
  */
 
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { RankTable, RANK_TABLE_FORMAT_VERSION } from "../src/llama/rank-table.js";
@@ -22,6 +22,7 @@ const inputs = [
   source,
   fileURLToPath(import.meta.url),
   fileURLToPath(new URL("../src/llama/rank-table.ts", import.meta.url)),
+  fileURLToPath(new URL("../src/llama/vocab-sources.ts", import.meta.url)),
 ];
 
 async function mtime(path: string): Promise<number | undefined> {
@@ -39,8 +40,14 @@ async function isUpToDate(): Promise<boolean> {
     const t = await mtime(input);
     if (t === undefined || t > built) return false;
   }
-  const header = new Uint32Array((await readFile(DEFAULT_TOKENIZER_ASSET_PATH)).buffer.slice(0, 8));
-  return header[1] === RANK_TABLE_FORMAT_VERSION;
+  const handle = await open(DEFAULT_TOKENIZER_ASSET_PATH);
+  try {
+    const header = new Uint8Array(8);
+    await handle.read(header, 0, 8, 0);
+    return RankTable.hasMagic(header) && new DataView(header.buffer).getUint32(4, true) === RANK_TABLE_FORMAT_VERSION;
+  } finally {
+    await handle.close();
+  }
 }
 
 async function main(): Promise<void> {
