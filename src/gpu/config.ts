@@ -53,6 +53,7 @@ const envSchema = z.object({
     }),
   QUEUE_CAPACITY: intFromEnv("QUEUE_CAPACITY", 0, 16),
   MAX_RUNNING: intFromEnv("MAX_RUNNING", 1, 1),
+  BATCH_DECODE: z.enum(["auto", "off"], { error: "BATCH_DECODE must be auto or off" }).default("auto"),
   KV_BUDGET_BYTES: intFromEnv("KV_BUDGET_BYTES", 0, 1024 ** 3),
   MAX_CONTEXT: intFromEnv("MAX_CONTEXT", 2, 0),
   KEEPALIVE_MS: intFromEnv("KEEPALIVE_MS", 50, 5000),
@@ -78,6 +79,11 @@ export interface WorkerConfig {
    * runs synchronously), which shortens time to first token under load without adding throughput. 1: FIFO.
    */
   maxRunning: number;
+  /**
+   * auto: generations running side by side share batched decode steps when the device keeps caches on the CPU
+   * and the loaded graph passes the batch-layout probe; off: every step runs alone.
+   */
+  batchDecode: "auto" | "off";
   kvBudgetBytes: number;
   /** 0: the model's own limit. */
   maxContext: number;
@@ -110,6 +116,7 @@ export function configFromEnv(env: Record<string, string | undefined>): WorkerCo
     secrets: e.WORKER_SECRET,
     queueCapacity: e.QUEUE_CAPACITY,
     maxRunning: e.MAX_RUNNING,
+    batchDecode: e.BATCH_DECODE,
     kvBudgetBytes: e.KV_BUDGET_BYTES,
     maxContext: e.MAX_CONTEXT,
     keepaliveMs: e.KEEPALIVE_MS,

@@ -6,6 +6,7 @@ import type { DoneEvent, FinishReason, GenerateRequest, WorkerEvent } from "../p
 import { ERROR_CODES } from "../protocol/index.js";
 import { Rng } from "../model/rng.js";
 import { applyPenalties, logSoftmax, sampleToken, topLogprobs, type SamplingParams } from "../model/sampling.js";
+import type { DecodeBatcher } from "./batcher.js";
 import type { KvLru } from "./kv-lru.js";
 import type { Logger } from "./logger.js";
 import type { WorkerMetrics } from "./metrics.js";
@@ -31,6 +32,8 @@ export interface GenerationJob {
 
 export interface GenerationDeps {
   runner: ModelRunner;
+  /** Decode steps go through it, so generations running side by side can share a forward pass. */
+  batcher: DecodeBatcher;
   sessions: KvLru<KvState>;
   metrics: WorkerMetrics;
   logger: Logger;
@@ -131,50 +134,55 @@ export async function runGeneration(deps: GenerationDeps, job: GenerationJob): P
     metrics.prefill.observe((performance.now() - prefillStart) / 1000);
     metrics.modelTokens.inc({ phase: "prefill" }, promptIds.length - cachedTokens);
 
-    for (;;) {
-      if (job.signal.aborted) {
-        const reason = job.signal.reason as StopReason;
-        finish = "cancelled";
-        if (reason?.code && reason.code !== ERROR_CODES.clientCancelled) error = { message: reason.message, code: reason.code };
-        break;
+    deps.batcher.join();
+    try {
+      for (;;) {
+        if (job.signal.aborted) {
+          const reason = job.signal.reason as StopReason;
+          finish = "cancelled";
+          if (reason?.code && reason.code !== ERROR_CODES.clientCancelled) error = { message: reason.message, code: reason.code };
+          break;
+        }
+        const stepStart = performance.now();
+        const logprobs = sampling.logprobs ? logSoftmax(logits) : null;
+        applyPenalties(logits, history, repetitionOnly);
+        applyPenalties(logits, generated, openAiOnly);
+        const token = sampleToken(logits, params, rng);
+        if (job.stopTokenIds.has(token)) {
+          finish = "stop";
+          stopTokenId = token;
+          break;
+        }
+        generated.push(token);
+        history.push(token);
+        const now = performance.now();
+        if (firstTokenAt === null) {
+          firstTokenAt = now;
+          metrics.ttft.observe((now - job.receivedAt) / 1000);
+        }
+        lastTokenAt = now;
+        job.emit(
+          logprobs
+            ? {
+                type: "token",
+                id: token,
+                logprob: logprobs[token]!,
+                ...(sampling.top_logprobs > 0 ? { top_logprobs: topLogprobs(logprobs, sampling.top_logprobs) } : {}),
+              }
+            : { type: "token", id: token },
+        );
+        if (generated.length >= job.maxNewTokens) {
+          finish = "length";
+          break;
+        }
+        await yieldToEventLoop();
+        if (job.signal.aborted) continue; // reported at the top of the loop
+        logits = await deps.batcher.decode(state, token);
+        metrics.modelTokens.inc({ phase: "decode" });
+        metrics.decodeStep.observe((performance.now() - stepStart) / 1000);
       }
-      const stepStart = performance.now();
-      const logprobs = sampling.logprobs ? logSoftmax(logits) : null;
-      applyPenalties(logits, history, repetitionOnly);
-      applyPenalties(logits, generated, openAiOnly);
-      const token = sampleToken(logits, params, rng);
-      if (job.stopTokenIds.has(token)) {
-        finish = "stop";
-        stopTokenId = token;
-        break;
-      }
-      generated.push(token);
-      history.push(token);
-      const now = performance.now();
-      if (firstTokenAt === null) {
-        firstTokenAt = now;
-        metrics.ttft.observe((now - job.receivedAt) / 1000);
-      }
-      lastTokenAt = now;
-      job.emit(
-        logprobs
-          ? {
-              type: "token",
-              id: token,
-              logprob: logprobs[token]!,
-              ...(sampling.top_logprobs > 0 ? { top_logprobs: topLogprobs(logprobs, sampling.top_logprobs) } : {}),
-            }
-          : { type: "token", id: token },
-      );
-      if (generated.length >= job.maxNewTokens) {
-        finish = "length";
-        break;
-      }
-      await yieldToEventLoop();
-      if (job.signal.aborted) continue; // reported at the top of the loop
-      logits = await runner.forward(state, [token]);
-      metrics.modelTokens.inc({ phase: "decode" });
-      metrics.decodeStep.observe((performance.now() - stepStart) / 1000);
+    } finally {
+      deps.batcher.leave();
     }
   } catch (e) {
     finish = "error";

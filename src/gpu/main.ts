@@ -54,7 +54,11 @@ async function start(config: WorkerConfig, logger: Logger): Promise<void> {
   const warm = runner.newState();
   await runner.forward(warm, [tokenizer.bosId < folder.args.vocab_size ? tokenizer.bosId : 0]);
   warm.dispose();
-  service = new WorkerService({ config, folder, runner, tokenizer, logger });
+  // Batched decoding merges caches on the CPU: only where they live there, and only if the graph passes the probe.
+  const batchLayout =
+    config.maxRunning > 1 && config.batchDecode === "auto" && config.device === "cpu" ? await runner.probeBatchLayout() : null;
+  if (config.maxRunning > 1) logger.info("batch_decode", { layout: batchLayout, max_rows: batchLayout ? config.maxRunning : 1 });
+  service = new WorkerService({ config, folder, runner, batchLayout, tokenizer, logger });
   logger.info("ready", {
     load_ms: Math.round(performance.now() - loadStart),
     max_context: folder.maxContext,

@@ -131,6 +131,9 @@ export function createWorkerMetrics(gauges: WorkerGauges) {
     decodeStep: registry.register(
       new Histogram("le_worker_decode_step_seconds", "Duration of one decode step (forward + sampling).", LATENCY_BUCKETS),
     ),
+    decodeBatchRows: registry.register(
+      new Histogram("le_worker_decode_batch_rows", "Sequences per decode forward pass (1 unless generations run side by side).", [1, 2, 4, 8, 16, 32, 64]),
+    ),
     queueDepth: registry.register(new Gauge("le_worker_queue_depth", "Requests waiting in the queue.", gauges.queueDepth)),
     running: registry.register(new Gauge("le_worker_running", "Generations running now.", gauges.running)),
     kvSessions: registry.register(new Gauge("le_worker_kv_sessions", "Session KV caches held in the LRU.", gauges.kvSessions)),

@@ -9,6 +9,8 @@
  * loader and graph handling of transformers.js while every sampling and caching decision is ours.
  */
 import { AutoModelForCausalLM, Tensor, env, type PreTrainedModel } from "@huggingface/transformers";
+import { float16BitsToFloat32 } from "../model/safetensors.js";
+import { batchMask, extractRow, mergeRows, type BatchLayout } from "./batch-kv.js";
 import type { Device } from "./config.js";
 import type { Disposable } from "./kv-lru.js";
 import type { ModelFolder } from "./model-folder.js";
@@ -77,6 +79,11 @@ async function cropTensor(t: KvTensor, keep: number): Promise<KvTensor> {
     out.set(source.subarray(h * length * headDim, (h * length + keep) * headDim), h * keep * headDim);
   }
   return new Tensor(t.type as "float32", out as Float32Array, [1, heads, keep, headDim]);
+}
+
+/** A CPU tensor's values as numbers (float16 bits decoded). */
+function asFloats(t: KvTensor): ArrayLike<number> {
+  return t.type === "float16" ? Float32Array.from(t.data as Uint16Array, float16BitsToFloat32) : (t.data as Float32Array);
 }
 
 export class ModelRunner {
@@ -162,6 +169,113 @@ export class ModelRunner {
     }
     logitsTensor.dispose();
     return logits;
+  }
+
+  /**
+   * One decode step for several sequences (one token each) as a single batched forward pass; afterwards each
+   * state holds its own contiguous cache again, so caching, cropping and eviction see no difference. CPU
+   * tensors only (WebGPU caches would have to be downloaded to be merged).
+   */
+  async forwardBatch(states: readonly KvState[], tokens: readonly number[], layout: BatchLayout): Promise<Float32Array[]> {
+    const batch = states.length;
+    if (batch !== tokens.length || batch === 0) throw new Error("forwardBatch: one token per state");
+    const lengths = states.map((s) => s.tokens.length);
+    const pasts = states.map((s) => {
+      if (s.isDisposed || !s.past) throw new Error("forwardBatch needs prefilled, live states");
+      return s.past;
+    });
+    const merged: Record<string, KvTensor> = {};
+    let width = 0;
+    for (const name of Object.keys(pasts[0]!)) {
+      const first = pasts[0]![name]!;
+      const [, heads, , headDim] = first.dims as [number, number, number, number];
+      const rows = pasts.map((p) => {
+        const t = p[name]!;
+        if (t.location !== "cpu") throw new Error("forwardBatch: KV tensors must be on the CPU");
+        return t.data as Float32Array | Uint16Array;
+      });
+      const m = mergeRows(rows, lengths, heads, headDim);
+      width = m.width;
+      merged[name] = new Tensor(first.type as "float32", m.data as Float32Array, [batch, heads, width, headDim]);
+    }
+    const outputs = (await this.model.forward({
+      input_ids: int64Tensor(tokens, [batch, 1]),
+      attention_mask: new Tensor("int64", batchMask(lengths, width), [batch, width + 1]),
+      num_logits_to_keep: new Tensor("int64", BigInt64Array.of(1n), []),
+      past_key_values: merged,
+    })) as Record<string, KvTensor>;
+
+    states.forEach((state, b) => {
+      const next: Record<string, KvTensor> = {};
+      for (const [name, present] of Object.entries(outputs)) {
+        if (!name.startsWith("present")) continue;
+        const [, heads, , headDim] = present.dims as [number, number, number, number];
+        const row = extractRow(present.data as Float32Array | Uint16Array, b, lengths[b]!, width, heads, headDim, layout);
+        next[name.replace("present", "past_key_values")] = new Tensor(present.type as "float32", row as Float32Array, [1, heads, lengths[b]! + 1, headDim]);
+      }
+      for (const old of Object.values(state.past!)) old.dispose();
+      state.past = next;
+      state.tokens.push(tokens[b]!);
+    });
+    for (const t of Object.values(merged)) t.dispose();
+
+    let logits = outputs.logits!;
+    if (logits.type !== "float32") logits = logits.to("float32");
+    const [, rows, vocab] = logits.dims as [number, number, number];
+    const data = logits.data as Float32Array;
+    const result = states.map((_, b) => data.slice((b * rows + rows - 1) * vocab, (b * rows + rows) * vocab));
+    for (const [name, t] of Object.entries(outputs)) if (name.startsWith("present") || name === "logits") t.dispose();
+    return result;
+  }
+
+  /**
+   * Finds how the loaded graph lays out a batched step's new keys/values (see batch-kv.ts) by comparing two
+   * batched steps of rows of different lengths with one-row steps: logits and caches must agree. null when
+   * neither layout reproduces them (batching is then not used).
+   */
+  async probeBatchLayout(): Promise<BatchLayout | null> {
+    const vocab = this.info.vocabSize;
+    const prompts = [
+      [1, 2, 3].map((i) => (i * 7919) % vocab),
+      [4, 5, 6, 7, 8, 9].map((i) => (i * 7919) % vocab),
+    ];
+    const steps = [(11 * 7919) % vocab, (12 * 7919) % vocab];
+    const close = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+      if (a.length !== b.length) return false;
+      let scale = 1;
+      for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]!));
+      for (let i = 0; i < b.length; i++) if (!(Math.abs(a[i]! - b[i]!) <= 1e-3 * scale)) return false;
+      return true;
+    };
+    const singles = prompts.map(() => this.newState());
+    const expected: Float32Array[][] = [];
+    try {
+      for (const [i, p] of prompts.entries()) {
+        await this.forward(singles[i]!, p);
+        expected.push([await this.forward(singles[i]!, [steps[0]!]), await this.forward(singles[i]!, [steps[1]!])]);
+      }
+      if (Object.values(singles[0]!.past!).some((t) => t.location !== "cpu")) return null;
+      for (const layout of ["seqlens", "append"] as const) {
+        const rows = prompts.map(() => this.newState());
+        try {
+          for (const [i, p] of prompts.entries()) await this.forward(rows[i]!, p);
+          let ok = true;
+          for (const [k, token] of steps.entries()) {
+            const got = await this.forwardBatch(rows, [token, token], layout);
+            ok &&= got.every((l, i) => close(l, expected[i]![k]!));
+          }
+          ok &&= rows.every((r, i) =>
+            Object.entries(r.past!).every(([name, t]) => close(asFloats(t), asFloats(singles[i]!.past![name]!))),
+          );
+          if (ok) return layout;
+        } finally {
+          for (const r of rows) r.dispose();
+        }
+      }
+      return null;
+    } finally {
+      for (const s of singles) s.dispose();
+    }
   }
 
   /** Keeps only the first `length` cached positions. */

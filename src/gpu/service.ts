@@ -17,6 +17,8 @@ import {
   type TokenizeResponse,
   type WorkerEvent,
 } from "../protocol/index.js";
+import type { BatchLayout } from "./batch-kv.js";
+import { DecodeBatcher } from "./batcher.js";
 import type { WorkerConfig } from "./config.js";
 import { runGeneration, type StopReason } from "./generation.js";
 import { HttpError } from "./http-error.js";
@@ -31,6 +33,8 @@ export interface ServiceDeps {
   config: WorkerConfig;
   folder: ModelFolder;
   runner: ModelRunner;
+  /** How the graph lays out batched decode steps; null: no batching. */
+  batchLayout: BatchLayout | null;
   tokenizer: Tokenizer;
   logger: Logger;
 }
@@ -59,6 +63,7 @@ export class WorkerService {
   readonly metrics: WorkerMetrics;
   private readonly scheduler: FairScheduler;
   private readonly sessions: KvLru<KvState>;
+  private readonly batcher: DecodeBatcher;
   private readonly active = new Map<string, ActiveRequest>();
   private shuttingDown = false;
   /** Moving average of how long a generation holds the model, for Retry-After. */
@@ -75,6 +80,7 @@ export class WorkerService {
       kvBytes: () => this.sessions.bytes,
       liveKvCaches: () => runner.liveKvStates,
     });
+    this.batcher = new DecodeBatcher(runner, deps.batchLayout, config.maxRunning, (rows) => this.metrics.decodeBatchRows.observe(rows));
   }
 
   readyz(): Readyz {
@@ -260,7 +266,7 @@ export class WorkerService {
       const serviceStart = performance.now();
       try {
         const done = await runGeneration(
-          { runner: this.deps.runner, sessions: this.sessions, metrics: this.metrics, logger },
+          { runner: this.deps.runner, batcher: this.batcher, sessions: this.sessions, metrics: this.metrics, logger },
           { request, promptIds, maxNewTokens, stopTokenIds, seed, receivedAt, signal: stop.signal, emit },
         );
         outcome = done.finish_reason;

@@ -113,20 +113,29 @@ describe("cache memory", () => {
   }, 60_000);
 });
 
-describe("MAX_RUNNING > 1", () => {
-  it("interleaves generations step by step without mixing their KV caches", async () => {
-    const own = await startWorker({ MODEL_DIR: (await tinyWorkerModel()).dir, MAX_RUNNING: "2" });
+describe.each(["gpu", "standard"] as const)("MAX_RUNNING > 1 (%s graph): batched decoding", (flavour) => {
+  it("runs generations side by side in shared forward passes with the same tokens as alone", async () => {
+    const model = await tinyWorkerModel("tiny", 1, flavour);
+    const own = await startWorker({ MODEL_DIR: model.dir, MAX_RUNNING: "3" });
     try {
+      const layout = own.logs.find((l) => l.event === "batch_decode");
+      expect(layout).toMatchObject({ layout: flavour === "gpu" ? "seqlens" : "append", max_rows: 3 });
+      // Different prompt lengths: the rows are right-padded, never left-padded.
       const prompts = [
         [128000, 9906, 1917, 11, 420],
         [128000, 791, 4062, 14198, 39935, 35308, 927],
+        [128000, 40, 1093, 279],
+      ];
+      const seeded = { max_new_tokens: 16, temperature: 1, top_k: 40, seed: 5, stop_token_ids: [] };
+      const bodies = [
+        { prompt_token_ids: prompts[0], sampling: greedy(16) },
+        { prompt_token_ids: prompts[1], sampling: greedy(16) },
+        { prompt_token_ids: prompts[2], sampling: seeded },
       ];
       const arrivals: string[] = [];
-      const tokens = await Promise.all(
-        prompts.map(async (prompt, i) => {
-          const res = await own.request("/v1/generate", {
-            body: { version: 1, request_id: `inter-${i}`, session_id: `inter-${i}`, prompt_token_ids: prompt, sampling: greedy(16) },
-          });
+      const together = await Promise.all(
+        bodies.map(async (body, i) => {
+          const res = await own.request("/v1/generate", { body: { version: 1, request_id: `side-${flavour}-${i}`, ...body } });
           const out: number[] = [];
           for await (const e of parseNdjsonStream(res.body!)) {
             arrivals.push(`${i}:${e.type}`);
@@ -135,13 +144,20 @@ describe("MAX_RUNNING > 1", () => {
           return out;
         }),
       );
-      prompts.forEach((prompt, i) => {
-        const [expected] = generate(reference, [prompt], { maxGenLen: 16, temperature: 0, stopTokens: [] });
-        expect(tokens[i]).toEqual(expected!.tokens);
-      });
-      // Both started before either finished: they ran side by side.
+      // All three started before any finished: they ran side by side.
       const firstDone = arrivals.findIndex((a) => a.endsWith(":done"));
-      expect(arrivals.slice(0, firstDone)).toEqual(expect.arrayContaining(["0:start", "1:start"]));
+      expect(arrivals.slice(0, firstDone)).toEqual(expect.arrayContaining(["0:start", "1:start", "2:start"]));
+      const rows = (await own.metrics()).get("le_worker_decode_batch_rows_sum")!;
+      const steps = (await own.metrics()).get("le_worker_decode_batch_rows_count")!;
+      expect(rows / steps).toBeGreaterThan(1.5);
+
+      for (const i of [0, 1]) {
+        const [expected] = generate(reference, [prompts[i]!], { maxGenLen: 16, temperature: 0, stopTokens: [] });
+        expect(together[i]).toEqual(expected!.tokens);
+      }
+      // The seeded request alone (no other generation running, so one-row steps) gives the same tokens.
+      const alone = await own.generate({ version: 1, request_id: `alone-${flavour}`, prompt_token_ids: prompts[2], sampling: seeded });
+      expect(together[2]).toEqual(alone.tokens);
     } finally {
       await own.stop();
     }
