@@ -8,7 +8,8 @@
  *
  * Sections (each prints a markdown table with the ratio worker vs pipeline):
  *  - single: one stream, time to first token and decode tokens/s (medians over --repeats, interleaved runs);
- *  - concurrency: N simultaneous requests (the worker queues them; the pipeline gets N concurrent calls);
+ *  - concurrency: N simultaneous requests: the FIFO worker (MAX_RUNNING=1) queues them, a second worker with
+ *    MAX_RUNNING=max N runs them side by side (batched decode steps on CPU), the pipeline gets N concurrent calls;
  *  - chat: a --turns-turn conversation per client, worker with and without session prefix reuse vs pipeline;
  *  - batching: decode throughput of B equal-length rows in one forward vs B single-row forwards (in-process,
  *    transformers.js model.forward), with a check that both give the same greedy tokens.
@@ -342,12 +343,12 @@ async function singleStream(worker: WorkerHandle, generator: TextGenerator, toke
   results.single = { promptTokens: bosIds.length, newTokens, worker: { ttftMs: wt, decodeTps: wd }, pipeline: { ttftMs: pt, decodeTps: pd }, sameTokens: same };
 }
 
-async function concurrency(worker: WorkerHandle, generator: TextGenerator, tokenizer: Tokenizer, dir: string) {
+/** What a worker with MAX_RUNNING > 1 does on this device: batched steps on CPU, alternating steps on GPU. */
+const sideBySide = device === "cpu" ? "batched" : "interleaved";
+
+async function concurrency(worker: WorkerHandle, interleaved: WorkerHandle | null, maxC: number, generator: TextGenerator, tokenizer: Tokenizer) {
   const rows: (string | number)[][] = [];
   const out: unknown[] = [];
-  // A second worker that admits every session at once: generations alternate decode steps.
-  const maxC = Math.max(...concurrencies);
-  const interleaved = maxC > 1 ? await startWorker(dir, maxC) : null;
   for (const c of concurrencies) {
     const prompts = Array.from({ length: c }, (_, i) => textOfTokens(tokenizer, promptTokens, 100 + i));
     const measure = async (one: (i: number) => Promise<Run>) => {
@@ -370,12 +371,11 @@ async function concurrency(worker: WorkerHandle, generator: TextGenerator, token
     const ratio = (label: string, m: typeof w) =>
       [c, label, `${f2(p.ttftP50 / m.ttftP50)}×`, `${f2(p.ttftP95 / m.ttftP95)}×`, `${f2(m.perStreamTps / p.perStreamTps)}×`, `${f2(m.aggregateTps / p.aggregateTps)}×`, `${f2(p.wallMs / m.wallMs)}×`];
     rows.push(row("worker (FIFO, MAX_RUNNING=1)", w));
-    if (wi) rows.push(row(`worker (interleaved, MAX_RUNNING=${maxC})`, wi));
+    if (wi) rows.push(row(`worker (${sideBySide}, MAX_RUNNING=${maxC})`, wi));
     rows.push(row("pipeline (concurrent calls)", p), ratio("ratio FIFO worker / pipeline", w));
-    if (wi) rows.push(ratio("ratio interleaved worker / pipeline", wi));
-    out.push({ concurrency: c, worker: w, workerInterleaved: wi, pipeline: p });
+    if (wi) rows.push(ratio(`ratio ${sideBySide} worker / pipeline`, wi));
+    out.push({ concurrency: c, worker: w, workerSideBySide: wi, pipeline: p });
   }
-  await interleaved?.stop();
   table(
     `Concurrent sessions: prompt ${promptTokens + 1} tokens, ${newTokens} new tokens each (ratios: >1 means the worker is better)`,
     ["sessions", "system", "TTFT p50 ms", "TTFT p95 ms", "decode tok/s per stream", "aggregate tok/s", "wall ms"],
@@ -384,7 +384,7 @@ async function concurrency(worker: WorkerHandle, generator: TextGenerator, token
   results.concurrency = out;
 }
 
-async function chat(worker: WorkerHandle, generator: TextGenerator, tokenizer: Tokenizer) {
+async function chat(worker: WorkerHandle, interleaved: WorkerHandle | null, generator: TextGenerator, tokenizer: Tokenizer) {
   const rows: (string | number)[][] = [];
   const out: unknown[] = [];
   const system = textOfTokens(tokenizer, systemTokens, 7).text;
@@ -424,14 +424,28 @@ async function chat(worker: WorkerHandle, generator: TextGenerator, tokenizer: T
     const sessionIds = userTurns.map((_, i) => `chat-c${c}-n${i}-${randomBytes(4).toString("hex")}`);
     const withReuse = await conversation("worker, prefix reuse", (i, _text, ids) => workerRun(worker.client, ids, sessionIds[i]!));
     const noReuse = await conversation("worker, no reuse", (_i, _text, ids) => workerRun(worker.client, ids, null));
+    const sideIds = sessionIds.map((id) => `${id}-side`);
+    const side =
+      c > 1 && interleaved
+        ? await conversation(`worker, prefix reuse, ${sideBySide} (MAX_RUNNING ≥ ${c})`, (i, _text, ids) => workerRun(interleaved.client, ids, sideIds[i]!))
+        : null;
     const plain = await conversation("pipeline (no KV reuse)", (_i, text) => pipelineRun(generator, text));
-    // Prefix reuse must not change the answers (same prompts, greedy).
-    const same = withReuse.tokens.every((t, i) => t === noReuse.tokens[i]) ? "yes" : "NO";
-    for (const r of [withReuse, noReuse, plain]) {
-      rows.push([c, r.label, f1(r.wallMs), f2(noReuse.wallMs / r.wallMs), f2(plain.wallMs / r.wallMs), f1(r.ttftMean), f1(r.ttftLastTurn), r.finalPromptTokens, r === plain ? "" : same]);
+    // Prefix reuse (and batching) must not change the answers (same prompts, greedy).
+    const sameAs = (r: typeof withReuse) => (r.tokens.every((t, i) => t === noReuse.tokens[i]) ? "yes" : "NO");
+    const same = sameAs(withReuse);
+    for (const r of side ? [withReuse, side, noReuse, plain] : [withReuse, noReuse, plain]) {
+      rows.push([c, r.label, f1(r.wallMs), f2(noReuse.wallMs / r.wallMs), f2(plain.wallMs / r.wallMs), f1(r.ttftMean), f1(r.ttftLastTurn), r.finalPromptTokens, r === plain ? "" : sameAs(r)]);
     }
     const strip = ({ tokens: _tokens, ...rest }: typeof withReuse) => rest;
-    out.push({ chats: c, withReuse: strip(withReuse), noReuse: strip(noReuse), pipeline: strip(plain), reuseSameTokens: same === "yes" });
+    out.push({
+      chats: c,
+      withReuse: strip(withReuse),
+      sideBySide: side ? strip(side) : null,
+      noReuse: strip(noReuse),
+      pipeline: strip(plain),
+      reuseSameTokens: same === "yes",
+      sideBySideSameTokens: side ? sameAs(side) === "yes" : null,
+    });
   }
   table(
     `${turns}-turn chat per session (system ${systemTokens} + user ${userTokens} tokens per turn, ${newTokens} new tokens per answer)`,
@@ -527,13 +541,17 @@ console.log(`settings: prompt ${promptTokens} tokens, ${newTokens} new tokens, r
 const needsServers = ["single", "concurrency", "chat"].some((s) => sections.has(s));
 if (needsServers) {
   const worker = await startWorker(dir);
+  // A second worker that admits every session at once (batched decode steps on CPU).
+  const maxC = Math.max(1, ...concurrencies, ...chatConcurrencies);
+  const interleaved = maxC > 1 && (sections.has("concurrency") || sections.has("chat")) ? await startWorker(dir, maxC) : null;
   const generator = await loadPipeline(dir);
   try {
     if (sections.has("single")) await singleStream(worker, generator, tokenizer);
-    if (sections.has("concurrency")) await concurrency(worker, generator, tokenizer, dir);
-    if (sections.has("chat")) await chat(worker, generator, tokenizer);
+    if (sections.has("concurrency")) await concurrency(worker, interleaved, maxC, generator, tokenizer);
+    if (sections.has("chat")) await chat(worker, interleaved, generator, tokenizer);
   } finally {
     await worker.stop();
+    await interleaved?.stop();
   }
 }
 if (sections.has("batching")) await batching(dir, tokenizer);
