@@ -24,6 +24,9 @@ const NO_RANK = 0x7fffffff;
 /** Heap keys are rank * POSITION_RANGE + offset, so the minimum is the lowest rank, leftmost. */
 const POSITION_RANGE = 2 ** 22;
 
+/** Scratch arrays larger than this many parts are released after use. */
+const SCRATCH_RETAIN_PARTS = 1 << 16;
+
 const CACHE_BITS = 12;
 const CACHE_ENTRIES = 1 << CACHE_BITS;
 /** Longest piece (bytes) and longest result (ranks) the cache stores. */
@@ -146,12 +149,18 @@ export class BytePairEncoder {
     if (strategy === "heap" || (strategy === undefined && n > SHORT_PIECE_BYTES)) this.mergeWithHeap(bytes, start, n);
     else this.mergeByRescan(bytes, start, n);
     for (let i = 0; i < n; i = nextPart[i]) out.push(partRanks[i]);
+    // Do not keep megabytes of scratch alive after one huge piece (an isolate's memory is shared).
+    if (this.nextPart.length > SCRATCH_RETAIN_PARTS) this.resetScratch(256);
   }
 
   private ensureScratch(n: number): void {
     if (this.nextPart.length > n + 1) return;
     let size = this.nextPart.length;
     while (size <= n + 1) size *= 2;
+    this.resetScratch(size);
+  }
+
+  private resetScratch(size: number): void {
     this.nextPart = new Int32Array(size);
     this.prevPart = new Int32Array(size);
     this.hashes = new Int32Array(size);
