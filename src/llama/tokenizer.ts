@@ -327,6 +327,8 @@ function findSpecial(
 function resolveSpecialSet(set: SpecialTokenSet | undefined, field: string): ReadonlySet<number> {
   if (set === undefined) return NO_SPECIALS;
   if (set === "all") return ALL_SPECIAL_IDS;
+  // A Set is what tiktoken takes in Python; accept it too.
+  if ((set as unknown) instanceof Set) set = [...(set as unknown as Set<string>)];
   if (!Array.isArray(set)) throw new TypeError(`encode: options.${field} must be "all" or an array of special-token strings`);
   if (set.length === 0) return NO_SPECIALS;
   const ids = new Set<number>();

@@ -44,6 +44,12 @@ describe("special tokens in the input", () => {
     ]);
   });
 
+  it("a Set works like a list (tiktoken takes sets)", () => {
+    const tok = tokenizer();
+    const allowed = new Set(["<|eom_id|>"]) as unknown as readonly string[];
+    expect(tok.encode("<|eot_id|><|eom_id|>", { ...plain, allowedSpecial: allowed })).toEqual([...EOT_AS_TEXT, EOM_ID]);
+  });
+
   it("disallowedSpecial: 'all' throws DisallowedSpecialTokenError naming the token", () => {
     const tok = tokenizer();
     let error: unknown;
