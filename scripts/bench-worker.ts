@@ -313,6 +313,12 @@ async function pipelineRun(generator: TextGenerator, text: string): Promise<Run>
 // ---------------------------------------------------------------------------------------------------------
 // Sections
 
+/**
+ * onnxruntime's CPU thread pool keeps spinning for a moment after a run; the worker and the pipeline live in
+ * different processes, so each measurement waits a little for the other's threads to go idle.
+ */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 100));
+
 async function singleStream(worker: WorkerHandle, generator: TextGenerator, tokenizer: Tokenizer) {
   const { text, ids } = textOfTokens(tokenizer, promptTokens, 11);
   const bosText = `<|begin_of_text|>${text}`;
@@ -323,7 +329,9 @@ async function singleStream(worker: WorkerHandle, generator: TextGenerator, toke
   const w: Run[] = [];
   const p: Run[] = [];
   for (let i = 0; i < repeats; i++) {
+    await settle();
     w.push(await workerRun(worker.client, bosIds, null));
+    await settle();
     p.push(await pipelineRun(generator, bosText));
   }
   const same = w[0]!.tokens.join() === p[0]!.tokens.join();
@@ -352,6 +360,7 @@ async function concurrency(worker: WorkerHandle, interleaved: WorkerHandle | nul
   for (const c of concurrencies) {
     const prompts = Array.from({ length: c }, (_, i) => textOfTokens(tokenizer, promptTokens, 100 + i));
     const measure = async (one: (i: number) => Promise<Run>) => {
+      await settle();
       const t0 = performance.now();
       const runs = await Promise.all(prompts.map((_, i) => one(i)));
       const wall = performance.now() - t0;
@@ -394,19 +403,22 @@ async function chat(worker: WorkerHandle, interleaved: WorkerHandle | null, gene
     );
     /** Runs every chat's turns in order (chats concurrently); the history holds the model's own answers. */
     const conversation = async (label: string, run: (chatIndex: number, text: string, ids: number[]) => Promise<Run>) => {
+      await settle();
       const t0 = performance.now();
       const perChat = await Promise.all(
         userTurns.map(async (turnsOfChat, chatIndex) => {
-          let text = `<|begin_of_text|>${HEADER("system")}${system}<|eot_id|>`;
+          // The history is kept as token ids, answers included, as the edge keeps it (re-tokenizing decoded
+          // text would not give the same ids back). The pipeline gets the same history as text.
+          const encode = (t: string) => tokenizer.encode(t, { bos: false, eos: false, allowedSpecial: "all" });
+          const ids = encode(`<|begin_of_text|>${HEADER("system")}${system}<|eot_id|>`);
           const runs: Run[] = [];
           for (const user of turnsOfChat) {
-            text += `${HEADER("user")}${user}<|eot_id|>${HEADER("assistant")}`;
-            const ids = tokenizer.encode(text, { bos: false, eos: false, allowedSpecial: "all" });
-            const r = await run(chatIndex, text, ids);
+            ids.push(...encode(`${HEADER("user")}${user}<|eot_id|>${HEADER("assistant")}`));
+            const r = await run(chatIndex, tokenizer.decode(ids), [...ids]);
             runs.push(r);
-            text += `${tokenizer.decode(r.tokens)}<|eot_id|>`;
+            ids.push(...r.tokens, tokenizer.eotId);
           }
-          return { runs, finalPromptTokens: tokenizer.encode(text, { bos: false, eos: false, allowedSpecial: "all" }).length };
+          return { runs, finalPromptTokens: ids.length };
         }),
       );
       const wall = performance.now() - t0;

@@ -51,7 +51,8 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
 
 /**
  * Takes the session's cache (if any) and makes it hold exactly the longest prefix of the prompt it can serve,
- * always leaving at least one prompt token to feed (its logits start generation).
+ * always leaving at least one prompt token to feed (its logits start generation). A cache that would need
+ * cropping but cannot be cropped (GPU tensors) is dropped and the prompt computed afresh.
  */
 async function acquireState(deps: GenerationDeps, sessionId: string | null, prompt: readonly number[]): Promise<KvState> {
   const cached = sessionId === null ? undefined : deps.sessions.take(sessionId);
@@ -59,7 +60,8 @@ async function acquireState(deps: GenerationDeps, sessionId: string | null, prom
     if (sessionId !== null) deps.metrics.kvLookups.inc({ result: "miss" });
     return deps.runner.newState();
   }
-  const reusable = Math.min(commonPrefixLength(cached.tokens, prompt), prompt.length - 1);
+  let reusable = Math.min(commonPrefixLength(cached.tokens, prompt), prompt.length - 1);
+  if (reusable < cached.tokens.length && !deps.runner.canCrop(cached)) reusable = 0;
   if (reusable === 0) {
     cached.dispose();
     deps.metrics.kvLookups.inc({ result: "miss" });
@@ -98,6 +100,7 @@ export async function runGeneration(deps: GenerationDeps, job: GenerationJob): P
   // in vLLM's order.
   const repetitionOnly: SamplingParams = { ...params, frequencyPenalty: 0, presencePenalty: 0 };
   const openAiOnly: SamplingParams = { ...params, repetitionPenalty: 1 };
+  const penalised = params.repetitionPenalty !== 1 || params.frequencyPenalty !== 0 || params.presencePenalty !== 0;
   const rng = new Rng(job.seed);
 
   const startedAt = performance.now();
@@ -145,8 +148,10 @@ export async function runGeneration(deps: GenerationDeps, job: GenerationJob): P
         }
         const stepStart = performance.now();
         const logprobs = sampling.logprobs ? logSoftmax(logits) : null;
-        applyPenalties(logits, history, repetitionOnly);
-        applyPenalties(logits, generated, openAiOnly);
+        if (penalised) {
+          applyPenalties(logits, history, repetitionOnly);
+          applyPenalties(logits, generated, openAiOnly);
+        }
         const token = sampleToken(logits, params, rng);
         if (job.stopTokenIds.has(token)) {
           finish = "stop";

@@ -68,11 +68,12 @@ function int64Tensor(values: readonly number[] | BigInt64Array, dims: number[]):
   return new Tensor("int64", data, dims);
 }
 
-/** Copies the first `keep` positions of a [1, heads, T, headDim] tensor (downloading GPU data if needed). */
-async function cropTensor(t: KvTensor, keep: number): Promise<KvTensor> {
+/** Copies the first `keep` positions of a [1, heads, T, headDim] CPU tensor. */
+function cropTensor(t: KvTensor, keep: number): KvTensor {
   const [batch, heads, length, headDim] = t.dims as [number, number, number, number];
   if (batch !== 1) throw new Error(`cropTensor: batch ${batch} (only single sequences are cached)`);
-  const source = (t.location === "cpu" ? t.data : await t.ort_tensor.getData()) as Float32Array | Uint16Array;
+  if (t.location !== "cpu") throw new Error(`cropTensor: the tensor is on ${t.location}, not the CPU`);
+  const source = t.data as Float32Array | Uint16Array;
   const Ctor = source.constructor as { new (n: number): Float32Array | Uint16Array };
   const out = new Ctor(heads * keep * headDim);
   for (let h = 0; h < heads; h++) {
@@ -278,13 +279,22 @@ export class ModelRunner {
     }
   }
 
-  /** Keeps only the first `length` cached positions. */
+  /**
+   * Whether `crop` can shorten this cache in place: only CPU tensors. A WebGPU cache would have to be
+   * downloaded and uploaded again, which costs about as much as recomputing it and goes through a native
+   * download path that is not worth the risk; such a mismatching cache is recomputed instead.
+   */
+  canCrop(state: KvState): boolean {
+    return state.past === null || Object.values(state.past).every((t) => t.location === "cpu");
+  }
+
+  /** Keeps only the first `length` cached positions (CPU tensors; see canCrop). */
   async crop(state: KvState, length: number): Promise<void> {
     if (length > state.tokens.length || length < 0) throw new Error(`crop to ${length} of ${state.tokens.length}`);
     if (length === state.tokens.length) return;
     if (!state.past) return;
     const cropped: Record<string, KvTensor> = {};
-    for (const [name, t] of Object.entries(state.past)) cropped[name] = await cropTensor(t, length);
+    for (const [name, t] of Object.entries(state.past)) cropped[name] = cropTensor(t, length);
     for (const t of Object.values(state.past)) t.dispose();
     state.past = cropped;
     state.tokens.length = length;
