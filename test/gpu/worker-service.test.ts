@@ -194,8 +194,9 @@ describe("queue, cancellation and deadlines", () => {
     const stream = await openStream({ ...longRequest("deadline"), deadline_ms: 300 });
     const done = await nextOfType(stream, "done");
     expect(done).toMatchObject({ finish_reason: "cancelled", error: { code: "deadline_exceeded" } });
-    expect(done.type === "done" && done.timings.total_ms).toBeGreaterThanOrEqual(300);
-    expect(done.type === "done" && done.timings.total_ms).toBeLessThan(3000);
+    // Node timers may fire a millisecond early against performance.now(); the upper bound allows a loaded CI.
+    expect(done.type === "done" && done.timings.total_ms).toBeGreaterThanOrEqual(295);
+    expect(done.type === "done" && done.timings.total_ms).toBeLessThan(5000);
   });
 });
 
