@@ -46,6 +46,8 @@ export interface EdgeConfig {
   sessionTtlS: number;
   /** Most GPU workers tried for one request before giving up (failover before the first token). */
   maxAttempts: number;
+  /** One JSON log line per request ("on"), or only failures ("off"). */
+  logRequests: boolean;
 }
 
 const DEFAULTS = {
@@ -107,7 +109,11 @@ const envSchema = z.object({
   SSE_KEEPALIVE_MS: intVar(10, 600_000, DEFAULTS.SSE_KEEPALIVE_MS),
   SESSION_TTL_S: intVar(1, 30 * 86_400, DEFAULTS.SESSION_TTL_S),
   MAX_ATTEMPTS: intVar(1, 16, DEFAULTS.MAX_ATTEMPTS),
+  LOG_REQUESTS: z.enum(["on", "off"]).default("on"),
 });
+
+/** Names of every variable the gateway reads (documented in docs/edge.md). */
+export const GATEWAY_VARIABLES = Object.keys(envSchema.shape) as readonly (keyof typeof envSchema.shape)[];
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -145,5 +151,6 @@ export function parseEdgeConfig(vars: EdgeVars): EdgeConfig {
     sseKeepaliveMs: v.SSE_KEEPALIVE_MS,
     sessionTtlS: v.SESSION_TTL_S,
     maxAttempts: v.MAX_ATTEMPTS,
+    logRequests: v.LOG_REQUESTS === "on",
   };
 }

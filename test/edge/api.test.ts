@@ -157,6 +157,17 @@ describe("API keys and rate limits", () => {
     expect(otherOk.status).toBe(200);
   });
 
+  it("answers a bad setting with a 500 and names the variable in the log only", async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => void lines.push(args.map(String).join(" ")));
+    const res = await edge("/v1/models", { headers: { authorization: `Bearer ${API_KEY}` } }, { GPU_WORKERS: "not-a-url", MAX_CONTEXT: "lots" });
+    const body = (await res.json()) as ErrorBody;
+    expect(res.status).toBe(500);
+    expect(body.error.code).toBe("config_error");
+    expect(body.error.message).not.toContain("GPU_WORKERS");
+    expect(lines.join("\n")).toMatch(/configuration variable (GPU_WORKERS|MAX_CONTEXT)/);
+  });
+
   it("serves health checks without a key, and everything when AUTH is off", async () => {
     expect((await edge("/healthz")).status).toBe(200);
     expect((await edge("/v1/models", {}, { AUTH: "off" })).status).toBe(200);

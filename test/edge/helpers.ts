@@ -28,12 +28,13 @@ export const API_KEY_HASH = await sha256Hex(API_KEY);
 
 export type Overrides = Partial<Record<string, unknown>>;
 
-/** Runs one request through the Worker's fetch handler, waiting for its background work afterwards. */
+/** Runs one request through the Worker's fetch handler, waiting for the background work it started. */
 export async function edge(path: string, init: RequestInit = {}, overrides: Overrides = {}): Promise<Response> {
   const ctx = createExecutionContext();
   const request = new Request(`http://edge.test${path}`, init);
   const response = await worker.fetch(request, { ...bindings, API_KEY_HASHES: API_KEY_HASH, ...overrides } as Env, ctx);
-  void waitOnExecutionContext(ctx);
+  // Background work started so far (log lines, pool refreshes) finishes before the test looks at it.
+  await waitOnExecutionContext(ctx);
   return response;
 }
 

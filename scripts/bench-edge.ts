@@ -1,0 +1,291 @@
+/**
+ * Edge benchmark: what the gateway adds on top of calling a GPU worker directly, measured in one run on
+ * loopback, and the gateway's own CPU time per request.
+ *
+ *   npx tsx scripts/bench-edge.ts [--requests 40] [--concurrency 1,16] [--max-tokens 64] [--edge-port 8797] [--verbose]
+ *
+ * 1. Latency. A GPU worker (tiny random model on CPU, or MODEL_DIR) and the Worker under `wrangler dev`
+ *    (workerd, offline) are started. Each round sends the same chat turn to both: directly as protocol v1
+ *    (`POST /v1/generate` with the prompt ids the edge would send, signed) and through the edge
+ *    (`POST /v1/chat/completions`, streaming, API key). Both use greedy decoding, so the GPU does the same
+ *    work; rounds alternate direct/edge so drift affects both. Reported: time to first token (first token
+ *    event / first content chunk) and time to the end of a full `--max-tokens` completion, p50 and p99, at 1
+ *    and 16 concurrent clients, with the edge/direct ratio and the added milliseconds.
+ * 2. CPU. The same gateway code (functions/ behind src/edge/gateway.ts, in-memory services) runs in this
+ *    process; `process.cpuUsage()` around each request gives its CPU time (the GPU worker is another
+ *    process), for a short chat and for a 4k-token conversation, plus the tokenization share alone.
+ *    Startup cost in workerd comes from `wrangler check startup` (see docs/benchmarks.md).
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { handleChatFunction } from "../functions/chat.js";
+import { handleHttpEndpoint } from "../functions/http-endpoint.js";
+import { handleWebhookGenerate } from "../functions/webhook-generate.js";
+import { buildChatPrompt } from "../src/edge/chat/prompt.js";
+import { parseEdgeConfig } from "../src/edge/config.js";
+import { createGateway } from "../src/edge/gateway.js";
+import { memoryServices } from "../src/edge/memory-services.js";
+import { Tokenizer } from "../src/llama/tokenizer.js";
+import { loadDefaultTokenizer } from "../src/node/tokenizer-asset.js";
+import { parseNdjsonStream, signWorkerRequest } from "../src/protocol/index.js";
+import { bundleWorker, ensureDevModel, ROOT, startGpuWorker, startWranglerDev, waitForHttp } from "./dev-stack.js";
+
+const { values: args } = parseArgs({
+  options: {
+    requests: { type: "string", default: "40" },
+    concurrency: { type: "string", default: "1,16" },
+    "max-tokens": { type: "string", default: "64" },
+    "edge-port": { type: "string", default: "8797" },
+    verbose: { type: "boolean", default: false },
+  },
+});
+const REQUESTS = Number(args.requests);
+const CONCURRENCY = args.concurrency!.split(",").map(Number);
+const MAX_TOKENS = Number(args["max-tokens"]);
+const MODEL = "meta-llama/Llama-3.1-8B-Instruct";
+const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+interface Sample {
+  ttft: number;
+  total: number;
+}
+
+/** One generation asked of the GPU worker directly, timed like a client would. */
+async function direct(url: string, secret: string, ids: number[]): Promise<Sample> {
+  const body = JSON.stringify({
+    version: 1,
+    request_id: `bench-${randomBytes(8).toString("hex")}`,
+    prompt_token_ids: ids,
+    sampling: { max_new_tokens: MAX_TOKENS, temperature: 0 },
+  });
+  const started = performance.now();
+  const headers = await signWorkerRequest(secret, { method: "POST", path: "/v1/generate", body });
+  const res = await fetch(`${url}/v1/generate`, { method: "POST", body, headers: { ...headers, "content-type": "application/json" } });
+  let ttft = NaN;
+  for await (const event of parseNdjsonStream(res.body!)) {
+    if (event.type === "token" && Number.isNaN(ttft)) ttft = performance.now() - started;
+  }
+  return { ttft, total: performance.now() - started };
+}
+
+function chatRequest(url: string, key: string, messages: unknown, stream: boolean, maxTokens = MAX_TOKENS): Request {
+  return new Request(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify({ model: MODEL, messages, max_tokens: maxTokens, temperature: 0, stream }),
+  });
+}
+
+/** The same turn through the edge, streaming: `send` is fetch (workerd) or the gateway called in-process. */
+async function viaEdge(send: (request: Request) => Promise<Response>, url: string, key: string, messages: unknown): Promise<Sample> {
+  const request = chatRequest(url, key, messages, true);
+  const started = performance.now();
+  const res = await send(request);
+  if (!res.ok) throw new Error(`edge answered ${res.status}: ${await res.text()}`);
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let ttft = NaN;
+  let buffer = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    buffer += value;
+    if (Number.isNaN(ttft) && /"content":"[^"]/.test(buffer)) ttft = performance.now() - started;
+  }
+  if (!buffer.includes("data: [DONE]")) throw new Error(`edge stream did not finish: ${buffer.slice(-300)}`);
+  return { ttft, total: performance.now() - started };
+}
+
+async function runConcurrent(concurrency: number, count: number, once: () => Promise<Sample>): Promise<Sample[]> {
+  const samples: Sample[] = [];
+  let left = count;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (left > 0) {
+        left--;
+        samples.push(await once());
+      }
+    }),
+  );
+  return samples;
+}
+
+/**
+ * A conversation of about `target` tokens, alternating user/assistant turns made of the paragraphs of this
+ * repository's documentation (real English, Markdown and code, so the tokenizer's caches see realistic text).
+ */
+function longConversation(target: number, count: (messages: { role: string; content: string }[]) => number) {
+  const paragraphs = ["README.md", "docs/architecture.md", "docs/protocol.md"]
+    .flatMap((f) => (existsSync(join(ROOT, f)) ? readFileSync(join(ROOT, f), "utf8").split(/\n\n+/) : []))
+    .filter((p) => p.trim().length > 40);
+  if (paragraphs.length === 0) throw new Error("no documentation text found to build the conversation from");
+  const messages: { role: string; content: string }[] = [{ role: "system", content: "You are a careful assistant." }];
+  for (let i = 0; count(messages) < target - 60; i++) {
+    messages.push({ role: messages.length % 2 === 1 ? "user" : "assistant", content: paragraphs[i % paragraphs.length]! });
+  }
+  while (count(messages) > target) messages.splice(1, 1);
+  if (messages.at(-1)!.role !== "user") messages.push({ role: "user", content: "Summarise." });
+  return messages;
+}
+
+function cpuMs(fn: () => Promise<void>): Promise<number> {
+  const before = process.cpuUsage();
+  return fn().then(() => {
+    const d = process.cpuUsage(before);
+    return (d.user + d.system) / 1000;
+  });
+}
+
+async function main(): Promise<void> {
+  const tokenizer = await loadDefaultTokenizer();
+  const modelDir = process.env.MODEL_DIR || (await ensureDevModel(say));
+  const secret = randomBytes(24).toString("hex");
+  const gpu = await startGpuWorker({ MODEL_DIR: modelDir, PORT: "0", WORKER_SECRET: secret }, (l) => say(`[gpu] ${l}`));
+  const key = `sk-bench-${randomBytes(8).toString("hex")}`;
+  const keyHash = createHash("sha256").update(key).digest("hex");
+  // Request log lines off: under wrangler dev each one is ~5 ms of local I/O that production does not pay on
+  // the request path (docs/benchmarks.md).
+  const vars = { GPU_WORKERS: gpu.url, WORKER_SECRET: secret, API_KEY_HASHES: keyHash, LOG_REQUESTS: "off" };
+  const port = Number(args["edge-port"]);
+  const edgeUrl = `http://127.0.0.1:${port}`;
+  const bundle = await bundleWorker(join(ROOT, "build", "edge-bench"));
+  const wrangler = startWranglerDev(vars, port, !args.verbose, bundle);
+  const cleanup = () => {
+    wrangler.kill("SIGTERM");
+    gpu.child.kill("SIGTERM");
+  };
+  process.on("exit", cleanup);
+  try {
+    await waitForHttp(`${edgeUrl}/healthz`, 120_000);
+    const messages = [
+      { role: "system", content: "You are a helpful assistant." },
+      { role: "user", content: "Write a short poem about the sea." },
+    ];
+    const ids = buildChatPrompt(tokenizer, { messages: messages as never }).ids;
+    say(`GPU worker ${gpu.url}, edge ${edgeUrl} (wrangler dev), prompt ${ids.length} tokens, ${MAX_TOKENS}-token completions`);
+    // Warm both paths (tokenizer construction, JIT, connections) before measuring.
+    // The same gateway code in this process (in-memory services), to separate it from the local HTTP stack.
+    const config = parseEdgeConfig(vars);
+    const services = memoryServices({ config, tokenizer });
+    const gateway = createGateway({ http: handleHttpEndpoint, chat: handleChatFunction, webhook: handleWebhookGenerate });
+    const workerd = (r: Request) => fetch(r);
+    const inProcess = (r: Request) => gateway(r, services);
+    for (let i = 0; i < 3; i++) {
+      await direct(gpu.url, secret, ids);
+      await viaEdge(workerd, edgeUrl, key, messages);
+      await viaEdge(inProcess, "http://edge.local", key, messages);
+    }
+
+    const rows: string[] = [];
+    // The local runtime's own cost per request: a route that does nothing, next to the worker's /healthz.
+    const ping = async (url: string): Promise<Sample> => {
+      const started = performance.now();
+      await (await fetch(url)).text();
+      const ms = performance.now() - started;
+      return { ttft: ms, total: ms };
+    };
+    const pd: Sample[] = [];
+    const pe: Sample[] = [];
+    for (let i = 0; i < REQUESTS; i++) {
+      pd.push(await ping(`${gpu.url}/healthz`));
+      pe.push(await ping(`${edgeUrl}/healthz`));
+    }
+    for (const p of [50, 99]) {
+      const dv = percentile(pd.map((s) => s.total), p);
+      const ev = percentile(pe.map((s) => s.total), p);
+      rows.push(`| GET /healthz (no work: the HTTP stack alone), edge workerd (wrangler dev) | 1 | p${p} | ${dv.toFixed(1)} | ${ev.toFixed(1)} | ${(ev - dv).toFixed(1)} | ${(ev / dv).toFixed(3)} |`);
+    }
+    for (const c of CONCURRENCY) {
+      const d: Sample[] = [];
+      const e: Sample[] = [];
+      const n: Sample[] = [];
+      const rounds = 4;
+      const perRound = Math.ceil(REQUESTS / rounds);
+      for (let r = 0; r < rounds; r++) {
+        d.push(...(await runConcurrent(c, perRound, () => direct(gpu.url, secret, ids))));
+        e.push(...(await runConcurrent(c, perRound, () => viaEdge(workerd, edgeUrl, key, messages))));
+        n.push(...(await runConcurrent(c, perRound, () => viaEdge(inProcess, "http://edge.local", key, messages))));
+      }
+      for (const [metric, pick] of [["time to first token", (s: Sample) => s.ttft], [`full ${MAX_TOKENS}-token completion`, (s: Sample) => s.total]] as const) {
+        for (const p of [50, 99]) {
+          const dv = percentile(d.map(pick), p);
+          for (const [where, samples] of [["workerd (wrangler dev)", e], ["in-process (Node)", n]] as const) {
+            const ev = percentile(samples.map(pick), p);
+            rows.push(`| ${metric}, edge ${where} | ${c} | p${p} | ${dv.toFixed(1)} | ${ev.toFixed(1)} | ${(ev - dv).toFixed(1)} | ${(ev / dv).toFixed(3)} |`);
+          }
+        }
+      }
+      say(`concurrency ${c}: ${d.length} requests per path`);
+    }
+
+    // CPU time of the gateway itself, in this process.
+    say("measuring the gateway's CPU time in this process…");
+    const conversation = longConversation(4000, (m) => buildChatPrompt(tokenizer, { messages: m as never }).ids.length);
+    const convTokens = buildChatPrompt(tokenizer, { messages: conversation as never }).ids.length;
+    const request = (msgs: unknown) => chatRequest("http://edge.local", key, msgs, false, 1);
+    const cpu = async (msgs: unknown, n: number) => {
+      const samples: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const req = request(msgs);
+        samples.push(
+          await cpuMs(async () => {
+            const res = await gateway(req, services);
+            if (res.status !== 200) throw new Error(`gateway answered ${res.status}: ${await res.text()}`);
+            await res.text();
+          }),
+        );
+      }
+      return samples;
+    };
+    const coldTokenizer = await cpuMs(async () => {
+      (await loadDefaultTokenizer()).encode("warm", { bos: false, eos: false });
+    });
+    say(`conversation of ${convTokens} tokens built`);
+    await cpu(messages, 5);
+    const shortCpu = await cpu(messages, 40);
+    const longCpu = await cpu(conversation, 20);
+    const tokenizeOnly: number[] = [];
+    for (let i = 0; i < 20; i++) tokenizeOnly.push(await cpuMs(async () => void buildChatPrompt(tokenizer, { messages: conversation as never })));
+    // First sight of the text: a fresh tokenizer (its BPE piece cache empty), as in a new isolate.
+    const asset = tokenizer.toData();
+    const tokenizeCold: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      tokenizeCold.push(await cpuMs(async () => void buildChatPrompt(Tokenizer.fromData(asset), { messages: conversation as never })));
+    }
+
+    const out = [
+      `Edge vs direct GPU worker, loopback, ${REQUESTS} requests per path and concurrency, greedy ${MAX_TOKENS}-token completions, prompt ${ids.length} tokens (${new Date().toISOString().slice(0, 10)}).`,
+      "",
+      "| metric | clients | pct | direct ms | edge ms | added ms | edge/direct |",
+      "| --- | --- | --- | --- | --- | --- | --- |",
+      ...rows,
+      "",
+      "Gateway CPU time per request (Node, same code, in-memory services; GPU worker in another process):",
+      "",
+      "| request | p50 ms | p99 ms |",
+      "| --- | --- | --- |",
+      `| short chat (${ids.length} prompt tokens), whole request | ${percentile(shortCpu, 50).toFixed(2)} | ${percentile(shortCpu, 99).toFixed(2)} |`,
+      `| ${convTokens}-token conversation, whole request | ${percentile(longCpu, 50).toFixed(2)} | ${percentile(longCpu, 99).toFixed(2)} |`,
+      `| ${convTokens}-token conversation, chat format + tokenization only (history seen before) | ${percentile(tokenizeOnly, 50).toFixed(2)} | ${percentile(tokenizeOnly, 99).toFixed(2)} |`,
+      `| ${convTokens}-token conversation, chat format + tokenization only (fresh tokenizer, empty cache) | ${percentile(tokenizeCold, 50).toFixed(2)} | ${percentile(tokenizeCold, 99).toFixed(2)} |`,
+      `| tokenizer construction from the asset + first encode (cold) | ${coldTokenizer.toFixed(2)} | |`,
+    ];
+    process.stdout.write(out.join("\n") + "\n");
+  } finally {
+    cleanup();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    say(`failed: ${error instanceof Error ? error.stack : String(error)}`);
+    process.exit(1);
+  },
+);
