@@ -10,6 +10,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sessionKeyFor } from "../../src/edge/run.js";
 import type { SessionPlacement } from "../../src/edge/session-router.js";
+import { signWorkerRequest } from "../../src/protocol/index.js";
 import { API_KEY, API_KEY_HASH, bindings, edge, post, sharedWorkers, supervisor } from "./helpers.js";
 
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct";
@@ -150,6 +151,28 @@ describe("failover before the first token", () => {
 });
 
 describe("failures after the first token", () => {
+  it("stops the GPU generation when the client disconnects", async () => {
+    const worker = own[0]!;
+    const readyz = async () => {
+      const headers = await signWorkerRequest(bindings.WORKER_SECRET, { method: "GET", path: "/readyz", body: "" });
+      return (await (await fetch(`${worker.url}/readyz`, { headers })).json()) as { running: number; queue_depth: number };
+    };
+    const res = await post("/v1/chat/completions", { model: MODEL, messages: [{ role: "user", content: "Go on" }], max_tokens: 1000, temperature: 0, stream: true }, { env: { GPU_WORKERS: worker.url } });
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.read();
+    expect((await readyz()).running).toBe(1);
+    await reader.cancel();
+    const deadline = Date.now() + 3000;
+    let status = await readyz();
+    while (status.running + status.queue_depth > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+      status = await readyz();
+    }
+    // 1000 tokens would take several seconds; the worker is idle again at once.
+    expect(status.running + status.queue_depth).toBe(0);
+  });
+
   it("ends the stream with an error event when the worker stalls", async () => {
     const worker = own[0]!;
     const res = await post("/v1/chat/completions", { model: MODEL, messages: [{ role: "user", content: "Go on" }], max_tokens: 400, temperature: 0, stream: true }, { env: { GPU_WORKERS: worker.url } });
