@@ -1,15 +1,19 @@
 // Model benchmark: builds random-weight models of real Llama shapes with the project's ONNX builder
-// and measures them with transformers.js: time to first token and decode tokens/s at several
-// context lengths, load time and memory, each next to the memory-bandwidth bound of the device
-// (bytes read per token over the bandwidth measured in the same run) and to the figures of the
-// onnxruntime-genai builder's output in shared/docs/runtime-notes.md section 8 (same GPU kind).
+// and measures them with each engine: transformers.js generate() on the transformers.js graph (the
+// peer), and the project's static-KV decoder (src/gpu/fast-decoder) on the static-KV graph built
+// from the same weights, without and with WebGPU graph capture. Per engine: time to first token and
+// decode tokens/s at several context lengths, host time split, memory, each next to the
+// memory-bandwidth bound of the device (bytes read per token over the bandwidth) and to the figures
+// of the onnxruntime-genai builder's output in shared/docs/runtime-notes.md section 8 (same GPU
+// kind). It also checks the static-KV graph's logits and greedy tokens against the transformers.js
+// graph on the same device, and with --profile prints onnxruntime's per-operator profile.
 //
 //   H200 (WebGPU):  npx tsx scripts/bench-model.ts --json build/bench-model.json
 //   local (CPU):    npx tsx scripts/bench-model.ts --device cpu --preset tiny
 import { BaseStreamer, AutoModelForCausalLM, Tensor, env } from "@huggingface/transformers";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { z } from "zod";
@@ -29,6 +33,8 @@ import {
 } from "../src/model/onnx/index.js";
 import { encodeModel } from "../src/model/onnx/onnx-proto.js";
 import { randomWeights } from "../src/model/weights.js";
+import { StaticKvDecoder } from "../src/gpu/fast-decoder/static-kv-decoder.js";
+import { staticKvFileName } from "../src/model/onnx/index.js";
 
 const HELP = `Usage: npx tsx scripts/bench-model.ts [options]
 
@@ -36,7 +42,10 @@ const HELP = `Usage: npx tsx scripts/bench-model.ts [options]
   --preset <list>      model shapes (default webgpu: llama-3.2-1b,llama-3.1-8b; cpu: tiny)
   --dtype <list>       default webgpu: q4f16,fp16; cpu: q4,fp32
   --flavour <f>        gpu (default) or standard
-  --contexts <list>    prompt lengths for TTFT and decode (default webgpu: 128,1024,8192; cpu: 128,1024)
+  --engines <list>     transformers, static-kv, static-kv-capture (default webgpu: all; cpu: transformers,static-kv;
+                       static-kv engines need the gpu flavour)
+  --profile            also profile 32 decode steps at the second context with onnxruntime (per-operator time)
+  --contexts <list>    prompt lengths for TTFT and decode (default webgpu: 128,1024,2048,8192; cpu: 128,1024)
   --new-tokens <n>     decode tokens per measurement (default 64)
   --repeats <n>        TTFT runs per context, median reported (default 3)
   --models-dir <dir>   where models are built and reused (default build/bench-models)
@@ -70,11 +79,16 @@ const count = (field: string) =>
     .transform(Number)
     .refine((n) => n > 0, `${field}: expected a positive integer`);
 
+const ENGINES = ["transformers", "static-kv", "static-kv-capture"] as const;
+type Engine = (typeof ENGINES)[number];
+
 const cliSchema = z.object({
   device: z.enum(["webgpu", "cpu"], "--device: expected webgpu or cpu").default("webgpu"),
   preset: list(Object.keys(PRESETS), "--preset").optional(),
   dtype: list(MODEL_DTYPES, "--dtype").optional(),
   flavour: z.enum(GRAPH_FLAVOURS as [GraphFlavour, ...GraphFlavour[]], "--flavour: expected gpu or standard").default("gpu"),
+  engines: list(ENGINES, "--engines").optional(),
+  profile: z.boolean().default(false),
   contexts: z
     .string()
     .transform((s) => s.split(",").map((v) => Number(v.trim())))
@@ -93,6 +107,13 @@ const cliSchema = z.object({
     .optional(),
 });
 
+function engines(requested: Engine[] | undefined, gpu: boolean, flavour: GraphFlavour): Engine[] {
+  const list = requested ?? (gpu ? [...ENGINES] : (["transformers", "static-kv"] as Engine[]));
+  if (flavour !== "gpu" && list.some((e) => e !== "transformers")) throw new Error("--engines: the static-kv engines need --flavour gpu");
+  if (!gpu && list.includes("static-kv-capture")) throw new Error("--engines: static-kv-capture needs --device webgpu (graph capture is a WebGPU EP feature)");
+  return list;
+}
+
 function parseCli() {
   const { values } = parseArgs({
     strict: true,
@@ -101,6 +122,8 @@ function parseCli() {
       preset: { type: "string" },
       dtype: { type: "string" },
       flavour: { type: "string" },
+      engines: { type: "string" },
+      profile: { type: "boolean" },
       contexts: { type: "string" },
       "new-tokens": { type: "string" },
       repeats: { type: "string" },
@@ -123,7 +146,8 @@ function parseCli() {
     ...o,
     presets: o.preset ?? (gpu ? ["llama-3.2-1b", "llama-3.1-8b"] : ["tiny"]),
     dtypes: o.dtype ?? ((gpu ? ["q4f16", "fp16"] : ["q4", "fp32"]) as ModelDtype[]),
-    contexts: o.contexts ?? (gpu ? [128, 1024, 8192] : [128, 1024]),
+    contexts: o.contexts ?? (gpu ? [128, 1024, 2048, 8192] : [128, 1024]),
+    engineList: engines(o.engines, gpu, o.flavour),
   };
 }
 
@@ -208,8 +232,9 @@ function modelDir(modelsDir: string, preset: string, flavour: GraphFlavour): str
 async function ensureModel(modelsDir: string, preset: string, flavour: GraphFlavour, dtypes: ModelDtype[], rebuild: boolean): Promise<string> {
   const dir = modelDir(modelsDir, preset, flavour);
   const stampFile = join(dir, "bench-build.json");
-  const stamp = existsSync(stampFile) ? (JSON.parse(readFileSync(stampFile, "utf8")) as { dtypes: ModelDtype[] }) : null;
-  if (!rebuild && stamp && dtypes.every((d) => stamp.dtypes.includes(d))) return dir;
+  const staticKv = flavour === "gpu";
+  const stamp = existsSync(stampFile) ? (JSON.parse(readFileSync(stampFile, "utf8")) as { dtypes: ModelDtype[]; staticKv?: boolean }) : null;
+  if (!rebuild && stamp && dtypes.every((d) => stamp.dtypes.includes(d)) && (stamp.staticKv ?? false) === staticKv) return dir;
   rmSync(dir, { recursive: true, force: true });
   const started = performance.now();
   let last = 0;
@@ -219,13 +244,14 @@ async function ensureModel(modelsDir: string, preset: string, flavour: GraphFlav
     flavour,
     dtypes,
     tokenizerDir: null, // the benchmark feeds token ids
+    staticKv,
     onProgress: (p) => {
       if (performance.now() - last < 10_000 && p.done < p.total) return;
       last = performance.now();
       console.error(`  building ${preset}: ${p.stage} ${p.done}/${p.total}, ${((last - started) / 1000).toFixed(0)} s`);
     },
   });
-  writeFileSync(stampFile, JSON.stringify({ preset, flavour, seed: 1, dtypes }));
+  writeFileSync(stampFile, JSON.stringify({ preset, flavour, seed: 1, dtypes, staticKv }));
   return dir;
 }
 
@@ -304,19 +330,20 @@ function timeSessionRuns(model: Model): number[] {
   return durations;
 }
 
-/** Generates `newTokens` tokens (EOS suppressed) and returns the streamed tokens' timestamps. */
-async function timedGenerate(model: Model, prompt: number[], newTokens: number): Promise<{ start: number; times: number[] }> {
+/** Generates `newTokens` tokens (EOS suppressed) and returns them with the streamed tokens' timestamps. */
+async function timedGenerate(model: Model, prompt: number[], newTokens: number): Promise<{ start: number; times: number[]; tokens: number[] }> {
   const streamer = new TimingStreamer();
   const start = performance.now();
-  await model.generate({
+  const output = (await model.generate({
     input_ids: new Tensor("int64", BigInt64Array.from(prompt, BigInt), [1, prompt.length]),
     attention_mask: new Tensor("int64", new BigInt64Array(prompt.length).fill(1n), [1, prompt.length]),
     max_new_tokens: newTokens,
     min_new_tokens: newTokens,
     do_sample: false,
     streamer,
-  } as never);
-  return { start, times: streamer.times };
+  } as never)) as Tensor;
+  const ids = Array.from(output.data as BigInt64Array, Number);
+  return { start, times: streamer.times, tokens: ids.slice(prompt.length) };
 }
 
 interface ContextResult {
@@ -327,10 +354,26 @@ interface ContextResult {
   decodeTokS: number;
   /** Bandwidth over (weights + KV cache) bytes per token. */
   decodeBoundTokS: number;
-  /** Mean onnxruntime session.run time per decode step; the rest of a step is transformers.js in JS. */
+  /**
+   * Mean onnxruntime session.run time per decode step (transformers.js: the rest of a step is its
+   * JS loop; static-kv: the rest is the 8-byte readback, which also waits for the device).
+   */
   ortMsPerStep: number;
+  /** static-kv engines: mean readback time per step. */
+  readbackMsPerStep: number | null;
+  /** Leading generated tokens equal to transformers.js's for the same prompt (null: not compared). */
+  sameTokens: number | null;
   gpuMemoryMiB: number | null;
   notes: { decode?: number; ttft?: number } | null;
+}
+
+interface EngineResult {
+  engine: Engine;
+  loadSeconds: number;
+  contexts: ContextResult[];
+  /** static-kv-capture: graph executions of the capturing run. */
+  captureExecutions?: number;
+  error?: string;
 }
 
 interface ModelResult {
@@ -339,73 +382,367 @@ interface ModelResult {
   flavour: GraphFlavour;
   fileBytes: number;
   weightBytesPerToken: number;
-  loadSeconds: number;
   gpuMemoryAfterLoadMiB: number | null;
   rssAfterLoadMiB: number;
-  contexts: ContextResult[];
+  engines: EngineResult[];
+  /** The static-KV graph against the transformers.js graph on the benchmarked device. */
+  parity: Parity | null;
+  profiles: ProfileSummary[];
 }
 
-async function benchModel(
-  o: ReturnType<typeof parseCli>,
-  dir: string,
-  preset: string,
-  dtype: ModelDtype,
-  bandwidth: number,
-  baselineGpuMiB: number | null,
-): Promise<ModelResult> {
+type Cli = ReturnType<typeof parseCli>;
+
+interface Measured {
+  ttfts: number[];
+  decodeTokS: number;
+  ortMsPerStep: number;
+  readbackMsPerStep: number | null;
+  tokens: number[];
+}
+
+/** One engine, loaded: measures a prompt (TTFT) and a decode run. */
+interface EngineRunner {
+  measure(prompt: number[], newTokens: number, repeats: number): Promise<Measured>;
+  dispose(): Promise<void>;
+  captureExecutions?: number;
+}
+
+async function transformersRunner(o: Cli, dir: string, dtype: ModelDtype): Promise<EngineRunner> {
+  const model = await AutoModelForCausalLM.from_pretrained(dir, { local_files_only: true, device: o.device, dtype });
+  const runDurations = timeSessionRuns(model);
+  return {
+    async measure(prompt, newTokens, repeats) {
+      await timedGenerate(model, prompt, 2); // compiles this shape's kernels
+      const ttfts: number[] = [];
+      for (let r = 0; r < repeats; r++) {
+        const run = await timedGenerate(model, prompt, 1);
+        ttfts.push(run.times[0] - run.start);
+      }
+      runDurations.length = 0;
+      const decode = await timedGenerate(model, prompt, newTokens);
+      const decodeRuns = runDurations.slice(1); // the first run is the prefill
+      const span = (decode.times.at(-1)! - decode.times[0]) / 1000;
+      return {
+        ttfts,
+        decodeTokS: (decode.times.length - 1) / span,
+        ortMsPerStep: decodeRuns.reduce((a, b) => a + b, 0) / decodeRuns.length,
+        readbackMsPerStep: null,
+        tokens: decode.tokens,
+      };
+    },
+    dispose: async () => {
+      await model.dispose();
+    },
+  };
+}
+
+async function staticKvRunner(o: Cli, dir: string, dtype: ModelDtype, graphCapture: boolean, capacity: number): Promise<EngineRunner> {
+  const decoder = await StaticKvDecoder.open({ modelPath: join(dir, "onnx", staticKvFileName(dtype)), device: o.device, capacity, graphCapture });
+  const generate = async (prompt: number[], newTokens: number) => {
+    const start = performance.now();
+    const tokens = [(await decoder.prefill(prompt)).token];
+    const times = [performance.now()];
+    decoder.resetStats();
+    while (tokens.length < newTokens) {
+      tokens.push((await decoder.step()).token);
+      times.push(performance.now());
+    }
+    return { start, times, tokens };
+  };
+  return {
+    captureExecutions: decoder.captureExecutions,
+    async measure(prompt, newTokens, repeats) {
+      await generate(prompt, 2);
+      const ttfts: number[] = [];
+      for (let r = 0; r < repeats; r++) {
+        const run = await generate(prompt, 1);
+        ttfts.push(run.times[0] - run.start);
+      }
+      const decode = await generate(prompt, newTokens);
+      const steps = decoder.stats.steps;
+      return {
+        ttfts,
+        decodeTokS: (decode.times.length - 1) / ((decode.times.at(-1)! - decode.times[0]) / 1000),
+        ortMsPerStep: decoder.stats.runMs / steps,
+        readbackMsPerStep: decoder.stats.readbackMs / steps,
+        tokens: decode.tokens,
+      };
+    },
+    dispose: () => decoder.dispose(),
+  };
+}
+
+function leadingSame(a: number[], b: number[]): number {
+  let n = 0;
+  while (n < a.length && n < b.length && a[n] === b[n]) n++;
+  return n;
+}
+
+async function benchModel(o: Cli, dir: string, preset: string, dtype: ModelDtype, bandwidth: number, baselineGpuMiB: number | null): Promise<ModelResult> {
   const args = PRESETS[preset as keyof typeof PRESETS];
   const bytes = weightBytesPerToken(dir, dtype);
-  const loadStart = performance.now();
-  const model = await AutoModelForCausalLM.from_pretrained(dir, { local_files_only: true, device: o.device, dtype });
-  const loadSeconds = (performance.now() - loadStart) / 1000;
-  const gpuAfterLoad = gpuMemoryMiB();
-  const runDurations = timeSessionRuns(model);
+  const contexts = o.contexts.filter((c) => {
+    if (c + o["new-tokens"] <= args.max_seq_len) return true;
+    console.error(`  skipping context ${c}: ${preset} accepts ${args.max_seq_len} positions`);
+    return false;
+  });
+  const capacity = Math.max(...contexts) + o["new-tokens"] + 2;
   const result: ModelResult = {
     preset,
     dtype,
     flavour: o.flavour,
     fileBytes: bytes.total,
     weightBytesPerToken: bytes.perToken,
-    loadSeconds,
-    gpuMemoryAfterLoadMiB: gpuAfterLoad === null || baselineGpuMiB === null ? null : gpuAfterLoad - baselineGpuMiB,
-    rssAfterLoadMiB: process.memoryUsage.rss() / 2 ** 20,
-    contexts: [],
+    gpuMemoryAfterLoadMiB: null,
+    rssAfterLoadMiB: 0,
+    engines: [],
+    parity: null,
+    profiles: [],
   };
+  const reference = new Map<number, number[]>(); // context -> transformers.js tokens
+  for (const engine of o.engineList) {
+    const entry: EngineResult = { engine, loadSeconds: 0, contexts: [] };
+    result.engines.push(entry);
+    let runner: EngineRunner | undefined;
+    try {
+      const loadStart = performance.now();
+      runner =
+        engine === "transformers" ? await transformersRunner(o, dir, dtype) : await staticKvRunner(o, dir, dtype, engine === "static-kv-capture", capacity);
+      entry.loadSeconds = (performance.now() - loadStart) / 1000;
+      entry.captureExecutions = runner.captureExecutions;
+      if (engine === "transformers") {
+        const gpu = gpuMemoryMiB();
+        result.gpuMemoryAfterLoadMiB = gpu === null || baselineGpuMiB === null ? null : gpu - baselineGpuMiB;
+        result.rssAfterLoadMiB = process.memoryUsage.rss() / 2 ** 20;
+      }
+      for (const context of contexts) {
+        const m = await runner.measure(randomPrompt(context, context), o["new-tokens"], o.repeats);
+        if (engine === "transformers") reference.set(context, m.tokens);
+        const peer = reference.get(context);
+        const gpu = gpuMemoryMiB();
+        entry.contexts.push({
+          context,
+          ttftMs: median(m.ttfts),
+          ttftBoundMs: (bytes.perToken / bandwidth) * 1000,
+          decodeTokS: m.decodeTokS,
+          decodeBoundTokS: bandwidth / (bytes.perToken + kvBytes(args, dtype, context + o["new-tokens"] / 2)),
+          ortMsPerStep: m.ortMsPerStep,
+          readbackMsPerStep: m.readbackMsPerStep,
+          sameTokens: engine === "transformers" || !peer ? null : leadingSame(m.tokens, peer),
+          gpuMemoryMiB: gpu === null || baselineGpuMiB === null ? null : gpu - baselineGpuMiB,
+          notes: o.device === "webgpu" && o.flavour === "gpu" ? (NOTES_FIGURES[`${preset} ${dtype} ${context}`] ?? null) : null,
+        });
+        const c = entry.contexts.at(-1)!;
+        console.error(`  ${preset} ${dtype} ${engine} context ${context}: TTFT ${c.ttftMs.toFixed(1)} ms, decode ${c.decodeTokS.toFixed(1)} tok/s`);
+      }
+    } catch (e) {
+      entry.error = e instanceof Error ? e.message : String(e);
+      console.error(`  ${preset} ${dtype} ${engine}: ${entry.error}`);
+    } finally {
+      await runner?.dispose();
+    }
+  }
+  if (o.flavour === "gpu" && o.engineList.some((e) => e !== "transformers")) {
+    try {
+      result.parity = await checkParity(o, dir, dtype);
+    } catch (e) {
+      console.error(`  parity check failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  if (o.profile) result.profiles = await profileDecode(o, dir, dtype, contexts[Math.min(1, contexts.length - 1)], capacity);
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parity of the static-KV graph with the transformers.js graph on the benchmarked device
+
+interface Parity {
+  steps: number;
+  /** Worst max|a-b|/max|b| of the logits over the steps. */
+  worstRelativeError: number;
+  /** Steps whose greedy tokens differ (both graphs see the same inputs: the transformers.js graph's token). */
+  tokenMismatches: number;
+  /** Steps whose static-KV token is not the argmax of its own downloaded logits. */
+  deviceArgmaxMismatches: number;
+}
+
+function argmax(values: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+function relativeError(actual: Float32Array, expected: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return diff / scale;
+}
+
+function toFloat32(t: ort.Tensor): Float32Array {
+  if (t.type === "float32") return t.data as Float32Array;
+  const bits = t.data as Uint16Array;
+  const out = new Float32Array(bits.length);
+  const view = new DataView(new ArrayBuffer(4));
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i];
+    const sign = (h & 0x8000) << 16;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) out[i] = (h & 0x8000 ? -1 : 1) * frac * 2 ** -24;
+    else {
+      view.setUint32(0, sign | (exp === 31 ? 0x7f800000 | (frac << 13) : ((exp + 112) << 23) | (frac << 13)));
+      out[i] = view.getFloat32(0);
+    }
+  }
+  return out;
+}
+
+/**
+ * A 32-token prompt and 16 greedy steps through both graphs on the device: the transformers.js
+ * graph in a plain session (caches through the host, as the builder's CPU tests drive it) and the
+ * static-KV decoder with logits downloaded. Both are fed the transformers.js graph's tokens.
+ */
+async function checkParity(o: Cli, dir: string, dtype: ModelDtype): Promise<Parity> {
+  const steps = 16;
+  const prompt = randomPrompt(32, 7);
+  const session = await ort.InferenceSession.create(join(dir, "onnx", onnxFileName(dtype)), { executionProviders: [o.device], logSeverityLevel: 3 });
+  const decoder = await StaticKvDecoder.open({ modelPath: join(dir, "onnx", staticKvFileName(dtype)), device: o.device, capacity: 64, logits: true });
+  const result: Parity = { steps, worstRelativeError: 0, tokenMismatches: 0, deviceArgmaxMismatches: 0 };
   try {
-    for (const context of o.contexts) {
-      if (context + o["new-tokens"] > args.max_seq_len) {
-        console.error(`  skipping context ${context}: ${preset} accepts ${args.max_seq_len} positions`);
-        continue;
-      }
-      const prompt = randomPrompt(context, context);
-      await timedGenerate(model, prompt, 2); // compiles this shape's kernels
-      const ttfts: number[] = [];
-      for (let r = 0; r < o.repeats; r++) {
-        const run = await timedGenerate(model, prompt, 1);
-        ttfts.push(run.times[0] - run.start);
-      }
-      runDurations.length = 0;
-      const decode = await timedGenerate(model, prompt, o["new-tokens"]);
-      const decodeRuns = runDurations.slice(1); // the first run is the prefill
-      const span = (decode.times.at(-1)! - decode.times[0]) / 1000;
-      const gpu = gpuMemoryMiB();
-      result.contexts.push({
-        context,
-        ttftMs: median(ttfts),
-        ttftBoundMs: (bytes.perToken / bandwidth) * 1000,
-        decodeTokS: (decode.times.length - 1) / span,
-        decodeBoundTokS: bandwidth / (bytes.perToken + kvBytes(args, dtype, context + o["new-tokens"] / 2)),
-        ortMsPerStep: decodeRuns.reduce((a, b) => a + b, 0) / decodeRuns.length,
-        gpuMemoryMiB: gpu === null || baselineGpuMiB === null ? null : gpu - baselineGpuMiB,
-        notes: o.device === "webgpu" && o.flavour === "gpu" ? (NOTES_FIGURES[`${preset} ${dtype} ${context}`] ?? null) : null,
+    const past: Record<string, ort.Tensor> = {};
+    for (const meta of session.inputMetadata) {
+      if (!meta.isTensor || !meta.name.startsWith("past_key_values.")) continue;
+      const dims = meta.shape.map((d) => (typeof d === "number" ? d : d === "batch_size" ? 1 : 0));
+      past[meta.name] = meta.type === "float16" ? new ort.Tensor("float16", new Uint16Array(0), dims) : new ort.Tensor("float32", new Float32Array(0), dims);
+    }
+    let input = prompt;
+    let total = 0;
+    let fast = await decoder.prefill(prompt);
+    for (let s = 0; s < steps; s++) {
+      total += input.length;
+      const out = await session.run({
+        ...past,
+        input_ids: new ort.Tensor("int64", BigInt64Array.from(input, BigInt), [1, input.length]),
+        attention_mask: new ort.Tensor("int64", new BigInt64Array(total).fill(1n), [1, total]),
+        num_logits_to_keep: new ort.Tensor("int64", BigInt64Array.of(1n), []),
       });
-      const c = result.contexts.at(-1)!;
-      console.error(`  ${preset} ${dtype} context ${context}: TTFT ${c.ttftMs.toFixed(1)} ms, decode ${c.decodeTokS.toFixed(1)} tok/s`);
+      for (const name of Object.keys(past)) past[name] = out[name.replace("past_key_values", "present")];
+      const want = toFloat32(out.logits);
+      result.worstRelativeError = Math.max(result.worstRelativeError, relativeError(fast.logits!, want));
+      const token = argmax(want);
+      if (fast.token !== token) result.tokenMismatches++;
+      if (fast.token !== argmax(fast.logits!)) result.deviceArgmaxMismatches++;
+      input = [token];
+      // Feed the peer's token to both graphs so one divergence does not cascade.
+      fast = s + 1 < steps ? await decoder.prefill([token], decoder.cachedTokens) : fast;
     }
   } finally {
-    await model.dispose();
+    await decoder.dispose();
+    await session.release();
   }
+  console.error(`  parity ${dtype}: worst relative logits error ${result.worstRelativeError.toExponential(2)}, token mismatches ${result.tokenMismatches}/${steps}`);
   return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profiling: onnxruntime's own per-node timing of decode steps
+
+interface ProfileSummary {
+  engine: Engine;
+  context: number;
+  steps: number;
+  /** Mean model_run time per step (profiling adds overhead). */
+  runMsPerStep: number;
+  /** By category and operator: calls and time per step. */
+  rows: { category: string; op: string; callsPerStep: number; msPerStep: number }[];
+}
+
+interface TraceEvent {
+  cat: string;
+  name: string;
+  ts: number;
+  dur: number;
+  args?: { op_name?: string; provider?: string };
+}
+
+/** Groups the events inside the last `steps` model_run events by category and operator. */
+function summariseProfile(file: string, engine: Engine, context: number, steps: number): ProfileSummary {
+  const events = JSON.parse(readFileSync(file, "utf8")) as TraceEvent[];
+  rmSync(file, { force: true });
+  const runs = events.filter((e) => e.cat === "Session" && e.name === "model_run").slice(-steps);
+  const from = runs[0]?.ts ?? 0;
+  const groups = new Map<string, { category: string; op: string; calls: number; us: number }>();
+  for (const e of events) {
+    if (e.ts < from || e.cat === "Session") continue;
+    if (e.cat === "Node" && !e.name.endsWith("_kernel_time")) continue;
+    // Node events carry the execution provider: a node that fell back to the CPU shows up here.
+    const provider = e.args?.provider ? ` (${e.args.provider.replace("ExecutionProvider", "")})` : "";
+    const op = (e.args?.op_name ?? e.name.replace(/_\d+$/, "")) + provider;
+    const key = `${e.cat}|${op}`;
+    const g = groups.get(key) ?? { category: e.cat, op, calls: 0, us: 0 };
+    g.calls++;
+    g.us += e.dur;
+    groups.set(key, g);
+  }
+  const rows = [...groups.values()]
+    .map((g) => ({ category: g.category, op: g.op, callsPerStep: g.calls / runs.length, msPerStep: g.us / 1000 / runs.length }))
+    .sort((a, b) => b.msPerStep - a.msPerStep);
+  return { engine, context, steps: runs.length, runMsPerStep: runs.reduce((a, r) => a + r.dur, 0) / 1000 / runs.length, rows };
+}
+
+/** Ends a session's profiling and returns the trace file (onnxruntime-node 1.30 does not return its name). */
+function endProfiling(session: ort.InferenceSession, prefix: string): string {
+  (session as unknown as { handler: { endProfiling(): void } }).handler.endProfiling();
+  const dir = dirname(prefix);
+  const files = readdirSync(dir).filter((f) => f.startsWith(basename(prefix)) && f.endsWith(".json"));
+  if (files.length === 0) throw new Error(`no profile file ${prefix}*.json was written`);
+  return join(dir, files.sort().at(-1)!);
+}
+
+async function profileDecode(o: Cli, dir: string, dtype: ModelDtype, context: number, capacity: number): Promise<ProfileSummary[]> {
+  const steps = 32;
+  const prompt = randomPrompt(context, context);
+  capacity = Math.max(capacity, context + steps + 2);
+  const profiles: ProfileSummary[] = [];
+  const prefix = resolve(o["models-dir"], `profile-${process.pid}`);
+  for (const engine of o.engineList.filter((e) => e !== "static-kv-capture")) {
+    try {
+      if (engine === "transformers") {
+        const model = await AutoModelForCausalLM.from_pretrained(dir, {
+          local_files_only: true,
+          device: o.device,
+          dtype,
+          session_options: { enableProfiling: true, profileFilePrefix: `${prefix}-tjs` },
+        } as never);
+        await timedGenerate(model, prompt, steps + 1);
+        const session = (model as unknown as { sessions: { model: ort.InferenceSession } }).sessions.model;
+        const file = endProfiling(session, `${prefix}-tjs`);
+        await model.dispose();
+        profiles.push(summariseProfile(file, engine, context, steps));
+      } else {
+        const decoder = await StaticKvDecoder.open({
+          modelPath: join(dir, "onnx", staticKvFileName(dtype)),
+          device: o.device,
+          capacity,
+          graphCapture: false,
+          sessionOptions: { enableProfiling: true, profileFilePrefix: `${prefix}-skv` },
+        });
+        await decoder.prefill(prompt);
+        for (let s = 0; s < steps; s++) await decoder.step();
+        const session = (decoder as unknown as { prefillSession: ort.InferenceSession }).prefillSession;
+        const file = endProfiling(session, `${prefix}-skv`);
+        await decoder.dispose();
+        profiles.push(summariseProfile(file, engine, context, steps));
+      }
+    } catch (e) {
+      console.error(`  profile ${engine} failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  return profiles;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,31 +760,50 @@ function table(rows: string[][]): string {
 
 function report(results: ModelResult[]): string {
   const rows = [
-    ["model", "dtype", "ctx", "TTFT ms", "bound ms", "% of bound", "notes ms", "vs notes", "decode tok/s", "ms/step", "ORT ms", "bound tok/s", "% of bound", "notes tok/s", "vs notes", "GPU MiB"],
+    ["model", "dtype", "engine", "ctx", "TTFT ms", "vs tjs", "decode tok/s", "vs tjs", "ms/step", "ORT ms", "readback ms", "bound tok/s", "% of bound", "notes tok/s", "vs notes", "same tokens", "GPU MiB"],
   ];
   for (const r of results) {
-    for (const c of r.contexts) {
-      rows.push([
-        r.preset,
-        r.dtype,
-        String(c.context),
-        c.ttftMs.toFixed(1),
-        c.ttftBoundMs.toFixed(2),
-        pct(c.ttftBoundMs / c.ttftMs),
-        c.notes?.ttft ? String(c.notes.ttft) : "-",
-        c.notes?.ttft ? `${(c.notes.ttft / c.ttftMs).toFixed(2)}x` : "-",
-        c.decodeTokS.toFixed(1),
-        (1000 / c.decodeTokS).toFixed(2),
-        c.ortMsPerStep.toFixed(2),
-        c.decodeBoundTokS.toFixed(0),
-        pct(c.decodeTokS / c.decodeBoundTokS),
-        c.notes?.decode ? String(c.notes.decode) : "-",
-        c.notes?.decode ? `${(c.decodeTokS / c.notes.decode).toFixed(2)}x` : "-",
-        c.gpuMemoryMiB === null ? "-" : String(c.gpuMemoryMiB),
-      ]);
+    const peer = r.engines.find((e) => e.engine === "transformers");
+    for (const e of r.engines) {
+      if (e.error) rows.push([r.preset, r.dtype, e.engine, "-", `failed: ${e.error.slice(0, 60)}`, ...Array(12).fill("-")]);
+      for (const c of e.contexts) {
+        const p = peer?.contexts.find((x) => x.context === c.context);
+        rows.push([
+          r.preset,
+          r.dtype,
+          e.engine,
+          String(c.context),
+          c.ttftMs.toFixed(1),
+          p && e !== peer ? `${(p.ttftMs / c.ttftMs).toFixed(2)}x` : "-",
+          c.decodeTokS.toFixed(1),
+          p && e !== peer ? `${(c.decodeTokS / p.decodeTokS).toFixed(2)}x` : "-",
+          (1000 / c.decodeTokS).toFixed(2),
+          c.ortMsPerStep.toFixed(2),
+          c.readbackMsPerStep === null ? "-" : c.readbackMsPerStep.toFixed(2),
+          c.decodeBoundTokS.toFixed(0),
+          pct(c.decodeTokS / c.decodeBoundTokS),
+          c.notes?.decode ? String(c.notes.decode) : "-",
+          c.notes?.decode ? `${(c.decodeTokS / c.notes.decode).toFixed(2)}x` : "-",
+          c.sameTokens === null ? "-" : String(c.sameTokens),
+          c.gpuMemoryMiB === null ? "-" : String(c.gpuMemoryMiB),
+        ]);
+      }
     }
   }
   return table(rows);
+}
+
+function profileReport(results: ModelResult[]): string {
+  const out: string[] = [];
+  for (const r of results) {
+    for (const p of r.profiles) {
+      out.push(`\nprofile ${r.preset} ${r.dtype} ${p.engine}, context ${p.context}: ${p.steps} decode steps, model_run ${p.runMsPerStep.toFixed(2)} ms/step (with profiling)`);
+      const rows = [["category", "op", "calls/step", "ms/step"]];
+      for (const row of p.rows.slice(0, 25)) rows.push([row.category, row.op, row.callsPerStep.toFixed(1), row.msPerStep.toFixed(3)]);
+      out.push(table(rows));
+    }
+  }
+  return out.join("\n");
 }
 
 async function main(): Promise<void> {
@@ -468,16 +824,27 @@ async function main(): Promise<void> {
   console.log(`\n${device}; ${o.flavour} flavour; ${bandwidthNote}; ${o["new-tokens"]} decode tokens, TTFT median of ${o.repeats}\n`);
   console.log(report(results));
   console.log(
-    "\nbound ms: one read of the per-token weight bytes at the bandwidth; bound tok/s: bandwidth / (weight bytes + KV cache bytes) per token;" +
-      "\nms/step: wall time per decode step; ORT ms: onnxruntime session.run per step (the rest is transformers.js on the JS thread);" +
+    "\nengines: transformers = transformers.js generate() on the transformers.js graph (the peer, 'tjs'); static-kv = src/gpu/fast-decoder on the static-KV graph" +
+      "\n(same weights, device-side greedy token); static-kv-capture = the same with WebGPU graph capture. vs tjs > 1x is better (TTFT: tjs/engine; decode: engine/tjs)." +
+      "\nbound tok/s: bandwidth / (weight bytes + KV cache bytes) per token; ms/step: wall time per decode step; ORT ms: session.run per step;" +
+      "\nreadback ms: the 8-byte token readback per step (waits for the device); same tokens: leading greedy tokens equal to tjs's (of the decode run)." +
       "\nnotes: onnxruntime-genai builder output on one H200 (runtime-notes section 8); vs notes > 1x is better.",
   );
   for (const r of results) {
+    const loads = r.engines.map((e) => `${e.engine} ${e.loadSeconds.toFixed(1)} s${e.captureExecutions === undefined ? "" : ` (capture ran the graph ${e.captureExecutions}x)`}`).join(", ");
     console.log(
-      `${r.preset} ${r.dtype}: ${(r.fileBytes / 2 ** 30).toFixed(2)} GiB of weights, ${(r.weightBytesPerToken / 2 ** 30).toFixed(2)} GiB read per token, load ${r.loadSeconds.toFixed(1)} s, ` +
-        `GPU memory after load ${r.gpuMemoryAfterLoadMiB ?? "-"} MiB, process RSS ${r.rssAfterLoadMiB.toFixed(0)} MiB`,
+      `${r.preset} ${r.dtype}: ${(r.fileBytes / 2 ** 30).toFixed(2)} GiB of weights, ${(r.weightBytesPerToken / 2 ** 30).toFixed(2)} GiB read per token; load ${loads}; ` +
+        `GPU memory after the transformers.js load ${r.gpuMemoryAfterLoadMiB ?? "-"} MiB, process RSS ${r.rssAfterLoadMiB.toFixed(0)} MiB`,
     );
+    if (r.parity) {
+      console.log(
+        `  static-KV graph vs transformers.js graph on ${o.device}, 32-token prompt + ${r.parity.steps} steps: worst relative logits error ${r.parity.worstRelativeError.toExponential(2)}, ` +
+          `token mismatches ${r.parity.tokenMismatches}, device argmax != host argmax ${r.parity.deviceArgmaxMismatches}`,
+      );
+    }
   }
+  const profiles = profileReport(results);
+  if (profiles) console.log(profiles);
   if (o.json) {
     mkdirSync(dirname(resolve(o.json)), { recursive: true });
     writeFileSync(o.json, JSON.stringify({ device, bandwidthBytesPerSecond: bandwidth, probeBandwidthBytesPerSecond: measured, options: o, results }, null, 2));

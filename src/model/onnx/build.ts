@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { Tensor, WeightSource } from "../tensor.js";
 import { ExternalDataWriter } from "./external-data.js";
 import { GRAPH_FLAVOURS, LlamaGraphContext, MODEL_DTYPES, onnxFileName, type GraphFlavour, type ModelDtype } from "./graph-common.js";
-import { buildGpuGraph } from "./gpu-graph.js";
+import { buildGpuGraph, type GpuGraphInterface } from "./gpu-graph.js";
 import { defaultTokenizerDir, writeConfig, writeGenerationConfig, writeTokenizer } from "./model-folder.js";
 import { encodeModel, type StringStringEntry } from "./onnx-proto.js";
 import { buildStandardGraph } from "./standard-graph.js";
@@ -34,6 +34,11 @@ export interface BuildModelOptions {
   maxPositions?: number;
   /** MatMulNBits accuracy_level of gpu-flavour q4 graphs (default 4, as onnxruntime-genai; 0 = compute in the io float type). */
   accuracyLevel?: number;
+  /**
+   * gpu flavour: also write, per dtype, the static-KV decoder graph (`staticKvFileName`) for
+   * src/gpu/fast-decoder. It reads the same initializers from the same .onnx_data file.
+   */
+  staticKv?: boolean;
   onProgress?: (p: BuildProgress) => void;
 }
 
@@ -58,9 +63,15 @@ function validate(o: BuildModelOptions): void {
   if (o.maxPositions !== undefined && !(Number.isInteger(o.maxPositions) && o.maxPositions >= 1)) {
     throw new Error(`maxPositions: expected a positive integer, got ${o.maxPositions}`);
   }
+  if (o.staticKv && o.flavour !== "gpu") throw new Error("staticKv: the static-KV decoder graph exists only in the gpu flavour");
   if (o.accuracyLevel !== undefined && ![0, 1, 2, 3, 4].includes(o.accuracyLevel)) {
     throw new Error(`accuracyLevel: expected 0, 1, 2, 3 or 4, got ${o.accuracyLevel}`);
   }
+}
+
+/** The static-KV decoder graph's file beside `onnxFileName(dtype)`; transformers.js never loads it. */
+export function staticKvFileName(dtype: ModelDtype): string {
+  return onnxFileName(dtype).replace(/\.onnx$/, ".static-kv.onnx");
 }
 
 /** Builds the graph of one dtype (no weights written yet). */
@@ -69,11 +80,24 @@ export function buildGraph(
   flavour: GraphFlavour,
   dtype: ModelDtype,
   options: { maxPositions: number; accuracyLevel: number },
+  graphInterface: GpuGraphInterface = "transformers",
 ): LlamaGraphContext {
   const ctx = new LlamaGraphContext(weights.args, flavour, dtype, options);
-  if (flavour === "gpu") buildGpuGraph(ctx);
+  if (flavour === "gpu") buildGpuGraph(ctx, graphInterface);
+  else if (graphInterface !== "transformers") throw new Error(`the ${graphInterface} interface exists only in the gpu flavour`);
   else buildStandardGraph(ctx);
   return ctx;
+}
+
+/** Checks that `variant` declares only external initializers `base` has, with the same type and shape. */
+function checkSharedInitializers(base: LlamaGraphContext, variant: LlamaGraphContext): void {
+  const declared = new Map(base.g.externalInitializers.map((e) => [e.name, e]));
+  for (const e of variant.g.externalInitializers) {
+    const b = declared.get(e.name);
+    if (!b || b.dataType !== e.dataType || b.dims.join(",") !== e.dims.join(",")) {
+      throw new Error(`internal: initializer ${e.name} of the static-KV graph differs from the transformers.js graph's`);
+    }
+  }
 }
 
 /** Groups recipes of all graphs by the source tensors they read, in first-use order. */
@@ -104,7 +128,9 @@ export async function buildModelFolder(o: BuildModelOptions): Promise<BuiltModel
   const graphs = o.dtypes.map((dtype) => {
     const ctx = buildGraph(o.weights, o.flavour, dtype, { maxPositions, accuracyLevel });
     checkSources(o.weights, ctx.plan.recipes);
-    return { dtype, ctx, file: onnxFileName(dtype) };
+    const staticKv = o.staticKv ? buildGraph(o.weights, o.flavour, dtype, { maxPositions, accuracyLevel }, "static-kv") : undefined;
+    if (staticKv) checkSharedInitializers(ctx, staticKv);
+    return { dtype, ctx, file: onnxFileName(dtype), staticKv };
   });
   mkdirSync(onnxDir, { recursive: true });
 
@@ -129,21 +155,27 @@ export async function buildModelFolder(o: BuildModelOptions): Promise<BuiltModel
   }
 
   const files: string[] = [];
-  graphs.forEach(({ dtype, ctx, file }, i) => {
-    const model = ctx.g.toModel({
-      graphName: "main_graph",
-      opsets: { "": 21, "com.microsoft": 1 },
-      producerName: "llama-edge",
-      producerVersion: "1",
-      docString: `Llama decoder with past, ${o.flavour} flavour, ${dtype}`,
-      locate: (name) => {
-        const entries = locations[i].get(name);
-        if (!entries) throw new Error(`internal: initializer ${name} was not written`);
-        return entries;
-      },
-    });
-    writeFileSync(join(onnxDir, file), encodeModel(model));
-    files.push(`onnx/${file}`, `onnx/${file}_data`);
+  graphs.forEach(({ dtype, ctx, file, staticKv }, i) => {
+    const locate = (name: string) => {
+      const entries = locations[i].get(name);
+      if (!entries) throw new Error(`internal: initializer ${name} was not written`);
+      return entries;
+    };
+    const protos: [string, LlamaGraphContext, string][] = [[file, ctx, "for transformers.js"]];
+    if (staticKv) protos.push([staticKvFileName(dtype), staticKv, "static KV cache, device-side greedy token"]);
+    for (const [name, graph, purpose] of protos) {
+      const model = graph.g.toModel({
+        graphName: "main_graph",
+        opsets: { "": 21, "com.microsoft": 1 },
+        producerName: "llama-edge",
+        producerVersion: "1",
+        docString: `Llama decoder with past, ${o.flavour} flavour, ${dtype}, ${purpose}`,
+        locate,
+      });
+      writeFileSync(join(onnxDir, name), encodeModel(model));
+      files.push(`onnx/${name}`);
+    }
+    files.push(`onnx/${file}_data`);
     progress({ stage: "graphs", done: i + 1, total: graphs.length });
   });
 

@@ -3,23 +3,47 @@
 // inside and packed QKV, SkipSimplifiedLayerNormalization (residual add + RMSNorm in one kernel),
 // MatMulNBits for 4-bit weights and GatherBlockQuantized for 4-bit embeddings.
 //
-// Differences from the genai builder output: past/present dims are concrete (kv heads, head_dim),
-// and a num_logits_to_keep input replaces prune_lm_head, both as transformers.js 4.3.1 needs.
+// Two interfaces over the same layers and the same initializers (so both graphs can share one
+// .onnx_data file):
+//
+// * "transformers": what transformers.js 4.3.1 drives. Differences from the genai builder output:
+//   past/present dims are concrete (kv heads, head_dim), and a num_logits_to_keep input replaces
+//   prune_lm_head.
+// * "static-kv": for a decoder that drives onnxruntime directly (src/gpu/fast-decoder). The KV
+//   cache is a fixed-capacity buffer [1, kvH, max_length, hd] per layer that the caller binds as
+//   both past input and present output (GroupQueryAttention then writes the new rows in place, and
+//   onnxruntime's WebGPU graph capture accepts it). Positions come from an int32 `seqlens_k` input
+//   (cached tokens + new tokens - 1) instead of an attention mask, and the graph ends in a greedy
+//   token computed on the device, so a decode step moves 8 bytes to the host instead of the logits.
+//   Its outputs `next_token` and `next_seqlens_k` have the shapes of the inputs `input_ids` (for one
+//   token) and `seqlens_k`: bound to the same device buffers, the graph advances its own state.
 import { FINAL_NORM, layerWeightNames } from "../weights.js";
 import { float } from "./graph-builder.js";
 import { MICROSOFT_DOMAIN } from "./graph-builder.js";
-import type { LlamaGraphContext } from "./graph-common.js";
+import type { KvPair, LlamaGraphContext } from "./graph-common.js";
 import { DataType } from "./onnx-proto.js";
 
-export function buildGpuGraph(ctx: LlamaGraphContext): string {
-  const { g, args, hd } = ctx;
-  if (hd % 16 !== 0) {
-    // onnxruntime's GroupQueryAttention rejects other sizes at run time ("head_size shall be a multiple of 16").
-    throw new Error(`gpu flavour: GroupQueryAttention needs head_dim divisible by 16, this model has ${hd}; use the standard flavour`);
-  }
-  const inputs = ctx.declareInputs(false);
-  const epsilon = float(args.norm_eps);
+/** Which inputs and outputs the GPU graph exposes (see the file comment). */
+export type GpuGraphInterface = "transformers" | "static-kv";
 
+/** Symbolic KV-capacity dimension of the static-kv interface. */
+export const STATIC_KV_CAPACITY_DIM = "max_length";
+
+const INT32_MAX = 2147483647;
+
+/** Graph interface plumbing: where seqlens_k and total length come from, and what the graph outputs. */
+interface GraphIo {
+  inputIds: string;
+  past: KvPair[];
+  seqlensK: string;
+  totalLength: string;
+  finish(final: string): void;
+}
+
+/** transformers.js: int64 ids, attention mask, growing past/present, num_logits_to_keep. */
+function transformersIo(ctx: LlamaGraphContext): GraphIo {
+  const { g } = ctx;
+  const inputs = ctx.declareInputs(false);
   // GroupQueryAttention's int32 lengths: seqlens_k = (number of attended tokens) - 1 per row, and
   // the total sequence length. Rotary positions are derived from them inside the kernel, which is
   // why this graph has no position_ids input (and assumes right padding, runtime-notes 6).
@@ -28,6 +52,75 @@ export function buildGpuGraph(ctx: LlamaGraphContext): string {
   const totalLength = g.op("Cast", [g.op("Gather", [g.op("Shape", [inputs.attentionMask]), g.int64([1], true)], { axis: 0 })], {
     to: DataType.INT32,
   });
+  return {
+    inputIds: inputs.inputIds,
+    past: inputs.past,
+    seqlensK,
+    totalLength,
+    finish: (final) => ctx.declareOutputs(ctx.lmHead(ctx.keepLastPositions(final, inputs.numLogitsToKeep))),
+  };
+}
+
+/**
+ * static-kv: int32 ids [1, S], seqlens_k [1], fixed-capacity caches; outputs logits of the last
+ * position, the greedy next token and the next seqlens_k. Every value stays on the device and no
+ * node needs a shape read back to the host, as graph capture requires.
+ */
+function staticKvIo(ctx: LlamaGraphContext): GraphIo {
+  const { g, args, hd, io } = ctx;
+  const inputIds = g.input("input_ids", DataType.INT32, [1, "sequence_length"]);
+  const seqlensK = g.input("seqlens_k", DataType.INT32, [1]);
+  const kvDims = [1, args.n_kv_heads, STATIC_KV_CAPACITY_DIM, hd];
+  const past: KvPair[] = [];
+  for (let i = 0; i < args.n_layers; i++) {
+    past.push({ key: g.input(`past_key_values.${i}.key`, io, kvDims), value: g.input(`past_key_values.${i}.value`, io, kvDims) });
+  }
+  const int32 = (values: number[], scalar = false) => g.constant(DataType.INT32, scalar ? [] : [values.length], Int32Array.from(values), "i32");
+  // seqlens_k + 1 = tokens attended by the last new token; its maximum (a scalar) is the total length.
+  const attended = g.op("Add", [seqlensK, int32([1])]);
+  const totalLength = g.op("ReduceMax", [attended], { keepdims: 0 });
+  return {
+    inputIds,
+    past,
+    seqlensK,
+    totalLength,
+    finish: (final) => {
+      const last = g.op("Slice", [final, g.int64([-1]), g.int64([BigInt("9223372036854775807")]), g.int64([1])]); // [1, 1, H]
+      const logits = ctx.lmHead(last); // [1, 1, V]
+      // Greedy token = the lowest index holding the maximum (what an argmax over the downloaded
+      // logits picks). Built from reductions over the whole row rather than ArgMax, whose WebGPU
+      // kernel runs one thread per output element, i.e. a single thread over 128k logits.
+      const best = g.op("ReduceMax", [logits], { keepdims: 1 }); // [1, 1, 1]
+      const isBest = g.op("Equal", [logits, best]);
+      const vocabIndex = g.constant(DataType.INT32, [args.vocab_size], Int32Array.from({ length: args.vocab_size }, (_, i) => i), "vocab_index");
+      const candidates = g.op("Where", [isBest, vocabIndex, int32([INT32_MAX], true)]); // [1, 1, V]
+      g.node("ReduceMin", [candidates, g.int64([2])], { attrs: { keepdims: 0 }, outputs: ["next_token"] }); // [1, 1]
+      // next_seqlens_k = seqlens_k + 1, made to depend on the token (+ 0 · token) so that it is
+      // written after every node that reads seqlens_k when both are bound to one buffer; and it
+      // reads `attended`, not the input, because one kernel may not read and write one buffer.
+      const afterToken = g.op("Mul", [g.op("Reshape", ["next_token", g.int64([1])]), int32([0])]);
+      g.node("Add", [attended, afterToken], { outputs: ["next_seqlens_k"] });
+      g.output(logits, io, [1, 1, args.vocab_size]);
+      g.output("next_token", DataType.INT32, [1, 1]);
+      g.output("next_seqlens_k", DataType.INT32, [1]);
+      for (let i = 0; i < args.n_layers; i++) {
+        const p = ctx.presentNames(i);
+        g.output(p.key, io, kvDims);
+        g.output(p.value, io, kvDims);
+      }
+    },
+  };
+}
+
+export function buildGpuGraph(ctx: LlamaGraphContext, graphInterface: GpuGraphInterface = "transformers"): void {
+  const { g, args, hd } = ctx;
+  if (hd % 16 !== 0) {
+    // onnxruntime's GroupQueryAttention rejects other sizes at run time ("head_size shall be a multiple of 16").
+    throw new Error(`gpu flavour: GroupQueryAttention needs head_dim divisible by 16, this model has ${hd}; use the standard flavour`);
+  }
+  const io = graphInterface === "static-kv" ? staticKvIo(ctx) : transformersIo(ctx);
+  const { seqlensK, totalLength } = io;
+  const epsilon = float(args.norm_eps);
   const rope = ctx.ropeCaches();
 
   const skipNorm = (residual: string, update: string, weight: string, keepSum: boolean) => {
@@ -39,7 +132,7 @@ export function buildGpuGraph(ctx: LlamaGraphContext): string {
     return { normed, sum };
   };
 
-  let residual = ctx.embed(inputs.inputIds);
+  let residual = ctx.embed(io.inputIds);
   let pending: string | undefined; // the previous layer's MLP output, not yet added to the residual
   for (let i = 0; i < args.n_layers; i++) {
     const w = layerWeightNames(i);
@@ -62,7 +155,7 @@ export function buildGpuGraph(ctx: LlamaGraphContext): string {
     const present = ctx.presentNames(i);
     const [attention] = g.node(
       "GroupQueryAttention",
-      [qkv, "", "", inputs.past[i].key, inputs.past[i].value, seqlensK, totalLength, rope.cos, rope.sin],
+      [qkv, "", "", io.past[i].key, io.past[i].value, seqlensK, totalLength, rope.cos, rope.sin],
       {
         domain: MICROSOFT_DOMAIN,
         attrs: {
@@ -84,7 +177,5 @@ export function buildGpuGraph(ctx: LlamaGraphContext): string {
   }
 
   const final = skipNorm(residual, pending!, ctx.normWeight("model.norm.weight", FINAL_NORM), false).normed;
-  const logits = ctx.lmHead(ctx.keepLastPositions(final, inputs.numLogitsToKeep));
-  ctx.declareOutputs(logits);
-  return logits;
+  io.finish(final);
 }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Device run of scripts/bench-model.ts on the H200 (see docs/benchmarks.md): unpacks the carried Node
+# runtime (.carry/runtime.tar.xz) and Vulkan loader (.gl/*.deb), measures device-to-device copy
+# bandwidth with torch for the bounds, and runs the bundled benchmark (.carry/bench-model.mjs).
+# Usage, from the repository root on the device: bash scripts/device/bench-model.sh <label> [bench-model options]
+# Output: $OUT/<label>.log and $OUT/<label>.json.
+set -u
+label=$1
+shift
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+mkdir -p /opt/rt && tar -xJf .carry/runtime.tar.xz -C /opt/rt
+# ESM imports resolve from the importing file's folder: the bundle must sit beside the runtime's node_modules.
+cp .carry/bench-model.mjs /opt/rt/
+export PATH=/opt/rt/bin:$PATH
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader
+bw=$(python3 - <<'PY'
+import torch
+x = torch.empty(2 * 1024**3, dtype=torch.uint8, device="cuda"); y = torch.empty_like(x)
+for _ in range(3): y.copy_(x)
+torch.cuda.synchronize(); s = torch.cuda.Event(enable_timing=True); e = torch.cuda.Event(enable_timing=True)
+s.record()
+for _ in range(20): y.copy_(x)
+e.record(); torch.cuda.synchronize()
+print(round(2 * x.numel() / (s.elapsed_time(e) / 20) / 1e6))
+PY
+)
+echo "torch device-to-device copy: ${bw} GB/s (read + write)"
+set -o pipefail
+timeout "${BENCH_TIMEOUT:-540}" node /opt/rt/bench-model.mjs --bandwidth-gbs "$bw" --models-dir /tmp/bench-models --json "$OUT/$label.json" "$@" 2>&1 | tee "$OUT/$label.log"
