@@ -123,6 +123,8 @@ interface Run {
   tokens: number[];
   totalMs: number;
   cachedTokens?: number;
+  /** The worker's own figures (from receipt of the request), to separate HTTP from model time. */
+  server?: { queueMs: number; ttftMs: number | null };
 }
 
 function runFromTimes(t0: number, times: number[], tokens: number[], end: number, cachedTokens?: number): Run {
@@ -254,15 +256,19 @@ async function workerRun(client: WorkerClient, ids: number[], sessionId: string 
   const times: number[] = [];
   const tokens: number[] = [];
   let cached = 0;
+  let server: Run["server"];
   for await (const e of events) {
     if (e.type === "start") cached = e.cached_tokens;
     if (e.type === "token") {
       times.push(performance.now());
       tokens.push(e.id);
     }
-    if (e.type === "done" && e.finish_reason !== "length") throw new Error(`worker run ended with ${e.finish_reason}`);
+    if (e.type === "done") {
+      if (e.finish_reason !== "length") throw new Error(`worker run ended with ${e.finish_reason}`);
+      server = { queueMs: e.timings.queue_ms, ttftMs: e.timings.ttft_ms };
+    }
   }
-  return runFromTimes(t0, times, tokens, performance.now(), cached);
+  return { ...runFromTimes(t0, times, tokens, performance.now(), cached), server };
 }
 
 /** Timestamps every generated token (the first put is the prompt). */
@@ -344,6 +350,12 @@ async function singleStream(worker: WorkerHandle, generator: TextGenerator, toke
     ["system", "TTFT ms", "decode tok/s", "total ms"],
     [
       ["worker (HTTP, separate process)", f1(wt), f1(wd), f1(median(w.map((r) => r.totalMs)))],
+      [
+        "  of which inside the worker (receipt → first token; queue + validation before prefill)",
+        `${f1(median(w.map((r) => r.server?.ttftMs ?? NaN)))} (${f1(median(w.map((r) => r.server?.queueMs ?? NaN)))})`,
+        "",
+        "",
+      ],
       ["transformers.js pipeline (in-process)", f1(pt), f1(pd), f1(median(p.map((r) => r.totalMs)))],
       ["ratio worker / pipeline", `${f2(pt / wt)}× faster`, `${f2(wd / pd)}×`, `${f2(median(p.map((r) => r.totalMs)) / median(w.map((r) => r.totalMs)))}× faster`],
     ],

@@ -30,8 +30,20 @@ function signedPayload(timestamp: string, req: SignableRequest): Uint8Array<Arra
   return encoder.encode(`${timestamp}.${req.method.toUpperCase()}.${req.path}.${req.body}`);
 }
 
-async function hmacKey(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
-  return crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [usage]);
+/** Imported keys by usage and secret: importing on every request would add a round trip to the crypto pool. */
+const keyCache = new Map<string, Promise<CryptoKey>>();
+const MAX_CACHED_KEYS = 64;
+
+function hmacKey(secret: string, usage: "sign" | "verify"): Promise<CryptoKey> {
+  const cacheKey = `${usage}:${secret}`;
+  let key = keyCache.get(cacheKey);
+  if (!key) {
+    if (keyCache.size >= MAX_CACHED_KEYS) keyCache.clear();
+    key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [usage]);
+    keyCache.set(cacheKey, key);
+    key.catch(() => keyCache.delete(cacheKey));
+  }
+  return key;
 }
 
 function toBase64(bytes: Uint8Array): string {
