@@ -7,6 +7,7 @@ import { AutoRouter, cors, type IRequest } from "itty-router";
 import { authenticate, enforceRateLimit, type Principal } from "./auth.js";
 import type { EdgeConfig } from "./config.js";
 import { ApiError, errorResponse } from "./errors.js";
+import { isUsable } from "./pool.js";
 import { newRequestId, type EdgeHandler, type EdgeServices } from "./services.js";
 import { workersAiErrorResponse } from "./workers-ai/format.js";
 
@@ -90,7 +91,7 @@ export function createGateway(routes: GatewayRoutes): (request: Request, service
       const states = await services.pool.snapshot(services.waitUntil);
       const workers = states.map((s, index) => ({
         index,
-        ready: s.readyz?.ready === true && s.downUntil <= Date.now(),
+        ready: isUsable(s),
         load: s.readyz?.load ?? null,
         max_context: s.readyz?.max_context ?? null,
         error: s.lastError,

@@ -12,7 +12,7 @@ import type { Usage } from "../openai/format.js";
 import { usage } from "../openai/format.js";
 import { sessionIdFrom, startRun } from "../run.js";
 import type { RequestContext } from "../services.js";
-import { textStream, type TextEvent } from "../text-stream.js";
+import { textStream } from "../text-stream.js";
 import { buildChatPrompt, parseAssistantOutput, type OpenAiToolCall } from "./prompt.js";
 import type { ChatCompletionRequest } from "./schema.js";
 
@@ -70,7 +70,7 @@ export async function startChat(
     let held = "";
     let heldTokens: TokenEvent[] = [];
     let cachedTokens = 0;
-    for await (const event of text as AsyncIterable<TextEvent>) {
+    for await (const event of text) {
       if (event.type === "start") {
         cachedTokens = event.start.cached_tokens;
       } else if (event.type === "waiting") {
