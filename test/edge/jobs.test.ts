@@ -54,7 +54,7 @@ describe("one job, one signed delivery", () => {
     expect(payload.type).toBe("job.succeeded");
     expect(payload.data).toMatchObject({ id: accepted.id, status: "succeeded", kind: "chat.completion", metadata: { order: "A-17" }, error: null });
     // The job's result is what the synchronous endpoint answers for the same (greedy) request.
-    const { webhook: _webhook, metadata: _metadata, ...generation } = body;
+    const { webhook: _webhook, metadata: _metadata, ...generation } = body as typeof body & { metadata: unknown };
     const sync = (await (await post("/v1/chat/completions", generation)).json()) as NonNullable<Delivered["data"]["result"]>;
     const result = payload.data.result!;
     expect(result.object).toBe("chat.completion");

@@ -129,7 +129,7 @@ async function runJob(jobId: string, job: JobStore, runId: string, message: JobQ
         const attempt = await generateOnce(claim.spec, claim.gpuRequestId, services);
         const final = attempt.ok || attempt.permanent || claim.attempt >= config.maxGenerationAttempts;
         const next = await job.recordGeneration(runId, attempt.ok ? attempt : { ok: false, error: attempt.error, final });
-        services.log({ event: "job_generation", job_id: jobId, attempt: claim.attempt, ok: attempt.ok, next });
+        services.log({ event: "job_generation", job_id: jobId, attempt: claim.attempt, ok: attempt.ok, ...(attempt.ok ? {} : { error: attempt.error.code }), next });
         if (next === "cancelled" || next === "lost") {
           message.ack();
           return;
