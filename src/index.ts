@@ -67,3 +67,7 @@ export {
   toolCallSchema,
   toolDefinitionSchema,
 } from "./llama/messages.js";
+
+// Model core (pure): ModelArgs and presets, weights, seeded RNG, sampling, the reference forward pass and generation.
+// Node-only parts (checkpoint files, the ONNX builder, the bundled tokenizer asset) are in "llama-edge/node".
+export * from "./model/index.js";
