@@ -88,6 +88,35 @@ describe("GPU failures and cancellation mid-job", () => {
     expect(await receiver.requests(endpoint.id)).toHaveLength(0);
   });
 
+  it("runs a job once when two messages for it arrive together, and a duplicate cannot cut a back-off short", async () => {
+    // Ten-second back-offs for this consumer, so a premature second message is easy to tell.
+    const env = { JOB_QUEUE: jobBindings.JOB_QUEUE_HELD, WEBHOOK_RETRY_BASE_MS: "10000", WEBHOOK_RETRY_MAX_MS: "10000" };
+    const endpoint = await receiver.endpoint([{ status: 500 }]);
+    const id = await submitOk(chatJob(endpoint.url, LONG), { env });
+    const first = consumeByHand(id, env, 1);
+    await waitFor(async () => ((await getJob(id)).status === "running" ? true : undefined), 10_000, "the first run to claim the job");
+    // The second message finds the job leased by a live run and comes back later.
+    const second = await consumeByHand(id, env, 1);
+    expect(second).toMatchObject({ acked: false, retried: true });
+    expect((await getJob(id)).attempts.filter((a) => a.kind === "generation")).toHaveLength(1);
+    // The first run generates, and its delivery fails (500): the message comes back after 5-10 s.
+    expect(await first).toMatchObject({ acked: false, retried: true });
+    const afterFirst = await getJob(id);
+    const backoff = Date.parse(afterFirst.webhook.next_attempt_at!) - Date.now();
+    expect(backoff).toBeGreaterThan(3_000);
+    // A third message now must wait for the back-off instead of delivering at once.
+    expect(await consumeByHand(id, env, 2)).toMatchObject({ acked: false, retried: true });
+    expect(await receiver.requests(endpoint.id)).toHaveLength(1);
+    const job = await getJob(id);
+    expect(job.status).toBe("running");
+    expect(job.attempts.map((a) => [a.kind, a.outcome])).toEqual([
+      ["generation", "succeeded"],
+      ["delivery", "failed"],
+    ]);
+    // Cancelling ends it; the pending message will only acknowledge.
+    expect((await edge(`/v1/jobs/${id}`, { method: "DELETE", headers: auth })).status).toBe(200);
+  });
+
   it("puts a job whose queue message was lost back on the queue from its watchdog alarm", async () => {
     const endpoint = await receiver.endpoint();
     // Submitted to the queue nobody consumes: as if the message had been lost.

@@ -77,6 +77,7 @@ export type CancelResult =
 const SPEC = "spec";
 const STATE = "state";
 const ATTEMPT_PREFIX = "attempt:";
+const CLOCK_SLACK_MS = 1_000;
 
 export class GenerationJob extends DurableObject<JobObjectEnv> {
   private configCache: JobsConfig | undefined;
@@ -175,6 +176,11 @@ export class GenerationJob extends DurableObject<JobObjectEnv> {
     const now = Date.now();
     if (state.lease !== null && state.lease.runId !== runId && state.lease.until > now) {
       return { action: "busy", retryInMs: state.lease.until - now };
+    }
+    // A second message for the job (the watchdog's, or a redelivery) must not cut a back-off short. The
+    // slack absorbs clock differences between the consumer that set the time and this object.
+    if (state.nextAttemptAt !== null && state.nextAttemptAt - now > CLOCK_SLACK_MS) {
+      return { action: "busy", retryInMs: state.nextAttemptAt - now };
     }
     // A previous run that died mid-attempt left its entry open.
     const entries = await this.closeEntry(state, { outcome: "abandoned", error: "the run making this attempt stopped before recording it" }, now);
