@@ -13,6 +13,7 @@
  */
 import { Router, type IRequest } from "itty-router";
 import { readJsonBody } from "../src/edge/body.js";
+import { ConfigError } from "../src/edge/config.js";
 import { ApiError } from "../src/edge/errors.js";
 import { cancelJob, readJob, submitJob, triggerHook, type Submitted } from "../src/edge/jobs/operations.js";
 import { idempotencyKeyFrom } from "../src/edge/jobs/request.js";
@@ -67,5 +68,14 @@ export const handleWebhookGenerate: EdgeHandler = async (request, context) => {
   if (jobs === undefined) {
     throw new ApiError(501, "webhook-driven generation is not enabled in this deployment", "invalid_request_error", "not_implemented");
   }
-  return (await router.fetch(request as IRequest, context, jobs)) as Response;
+  try {
+    return (await router.fetch(request as IRequest, context, jobs)) as Response;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      // The operator's job settings are wrong: say which variable, to the log and to the caller.
+      context.services.log({ event: "jobs_misconfigured", error: error.message });
+      throw new ApiError(500, `webhook jobs are misconfigured: ${error.message}`, "server_error", "jobs_misconfigured");
+    }
+    throw error;
+  }
 };

@@ -180,6 +180,23 @@ describe("retries", () => {
   });
 });
 
+describe("results too large to keep", () => {
+  it("fails the job with result_too_large and delivers that, instead of retrying", async () => {
+    const endpoint = await receiver.endpoint();
+    // 600 tokens with 20 alternatives each: well over the 600,000 characters a job keeps.
+    const id = await submitOk(chatJob(endpoint.url, { max_tokens: 600, logprobs: true, top_logprobs: 20 }));
+    const job = await waitForJob(id);
+    expect(job.status).toBe("failed");
+    expect(job.error?.code).toBe("result_too_large");
+    expect(job.result).toBeNull();
+    const [delivery] = await receiver.requests(endpoint.id);
+    const payload = verifyDelivery(jobBindings.WEBHOOK_SIGNING_CURRENT, delivery!) as unknown as Delivered;
+    expect(payload.type).toBe("job.failed");
+    expect(payload.data.error?.code).toBe("result_too_large");
+    expect(job.attempts.filter((a) => a.kind === "generation")).toHaveLength(1);
+  });
+});
+
 describe("idempotency", () => {
   it("returns the same job for the same key and body, 409 for another body, and scopes keys per API key", async () => {
     const endpoint = await receiver.endpoint();
@@ -238,6 +255,17 @@ describe("the submit boundary", () => {
     await expect400(await submit(chatJob(url, { webhook: { url, extra: 1 } })), "webhook.extra", "webhook.extra");
     await expect400(await submit(chatJob(url), { headers: { "idempotency-key": "has space" } }), "idempotency-key", "Idempotency-Key");
     expect((await submit({ ...chatJob(url), model: "gpt-9" })).status).toBe(404);
+  });
+
+  it("names the variable when the job settings are wrong (500), while chat keeps working", async () => {
+    const env = { WEBHOOK_MAX_ATTEMPTS: "0" };
+    const res = await submit(chatJob(`${jobBindings.RECEIVER_URL}/hook/unused`), { env });
+    expect(res.status).toBe(500);
+    const error = ((await res.json()) as { error: { code: string; message: string } }).error;
+    expect(error.code).toBe("jobs_misconfigured");
+    expect(error.message).toContain("WEBHOOK_MAX_ATTEMPTS");
+    const { webhook: _w, ...chat } = chatJob("unused");
+    expect((await post("/v1/chat/completions", chat, { env })).status).toBe(200);
   });
 
   it("wants an API key, and hides other keys' and unknown jobs", async () => {

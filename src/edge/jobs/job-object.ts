@@ -78,6 +78,8 @@ const SPEC = "spec";
 const STATE = "state";
 const ATTEMPT_PREFIX = "attempt:";
 const CLOCK_SLACK_MS = 1_000;
+/** A stored value may be 2 MB; a UTF-16 length bound keeps the UTF-8 payload safely under it. */
+const MAX_PAYLOAD_CHARS = 600_000;
 
 export class GenerationJob extends DurableObject<JobObjectEnv> {
   private configCache: JobsConfig | undefined;
@@ -218,6 +220,11 @@ export class GenerationJob extends DurableObject<JobObjectEnv> {
     );
     if (result.ok) {
       state.payload = webhookPayload(spec, state, now, result.result, null);
+      if (state.payload.length > MAX_PAYLOAD_CHARS) {
+        // Too big to store (and to deliver sensibly): the job fails, saying why, instead of retrying forever.
+        state.error = { code: "result_too_large", message: `the result is ${state.payload.length} characters; jobs keep at most ${MAX_PAYLOAD_CHARS} (lower max_tokens or top_logprobs)` };
+        state.payload = webhookPayload(spec, state, now, null, state.error);
+      }
     } else if (result.final) {
       state.payload = webhookPayload(spec, state, now, null, result.error);
       state.error = result.error;
