@@ -360,6 +360,12 @@ async function singleStream(worker: WorkerHandle, generator: TextGenerator, toke
       ["ratio worker / pipeline", `${f2(pt / wt)}× faster`, `${f2(wd / pd)}×`, `${f2(median(p.map((r) => r.totalMs)) / median(w.map((r) => r.totalMs)))}× faster`],
     ],
   );
+  const metrics = await (await worker.client.request("GET", "/metrics")).text();
+  const metric = (name: string) => Number(metrics.match(new RegExp(`^${name} (\\S+)$`, "m"))?.[1] ?? NaN);
+  console.log(
+    `worker-side means over the section (warm-up included): prefill ${f1((1000 * metric("le_worker_prefill_seconds_sum")) / metric("le_worker_prefill_seconds_count"))} ms, ` +
+      `decode step ${f2((1000 * metric("le_worker_decode_step_seconds_sum")) / metric("le_worker_decode_step_seconds_count"))} ms`,
+  );
   results.single = { promptTokens: bosIds.length, newTokens, worker: { ttftMs: wt, decodeTps: wd }, pipeline: { ttftMs: pt, decodeTps: pd }, sameTokens: same };
 }
 

@@ -4,7 +4,8 @@
  * read once, size-limited, verified against the signature, then parsed.
  */
 import { Router, type IRequest } from "itty-router";
-import { ERROR_CODES, errorBody, verifyWorkerRequest, type Readyz } from "../protocol/index.js";
+import { ERROR_CODES, errorBody, type Readyz } from "../protocol/index.js";
+import { createNodeVerifier } from "./auth.js";
 import { HttpError, jsonResponse } from "./http-error.js";
 import type { Logger } from "./logger.js";
 import type { WorkerService } from "./service.js";
@@ -59,7 +60,8 @@ async function readBodyText(request: Request, maxBytes: number): Promise<string>
 }
 
 export function createWorkerRouter(deps: RouterDeps) {
-  const { secrets, maxBodyBytes, logger } = deps;
+  const { maxBodyBytes, logger } = deps;
+  const verify = createNodeVerifier(deps.secrets);
   const service = (): WorkerService => {
     const s = deps.service();
     if (!s) throw HttpError.of(503, ERROR_CODES.notReady, "the model is still loading");
@@ -70,7 +72,7 @@ export function createWorkerRouter(deps: RouterDeps) {
     const url = new URL(request.url);
     if (request.method === "GET" && url.pathname === "/healthz") return undefined;
     const raw = request.method === "GET" || request.method === "HEAD" ? "" : await readBodyText(request as unknown as Request, maxBodyBytes);
-    const verdict = await verifyWorkerRequest(secrets, request as unknown as Request, raw);
+    const verdict = verify(request as unknown as Request, raw);
     if (!verdict.ok) {
       logger.warn("unauthorized", { method: request.method, path: url.pathname, reason: verdict.reason });
       return jsonResponse(401, errorBody(ERROR_CODES.unauthorized, `unauthorized: ${verdict.reason}`));

@@ -26,7 +26,8 @@ export type VerifyResult = { ok: true } | { ok: false; reason: string };
 
 const encoder = new TextEncoder();
 
-function signedPayload(timestamp: string, req: SignableRequest): Uint8Array<ArrayBuffer> {
+/** The bytes the MAC covers: `${timestamp}.${METHOD}.${pathAndQuery}.${rawBody}`. */
+export function signedPayload(timestamp: string, req: SignableRequest): Uint8Array<ArrayBuffer> {
   return encoder.encode(`${timestamp}.${req.method.toUpperCase()}.${req.path}.${req.body}`);
 }
 
@@ -83,16 +84,15 @@ export function pathAndQuery(url: string): string {
   return `${u.pathname}${u.search}`;
 }
 
+/** A request's signature headers, checked for shape and freshness; the MAC itself is not verified yet. */
+export type SignedHeaders = { ok: true; payload: Uint8Array<ArrayBuffer>; mac: Uint8Array<ArrayBuffer> } | { ok: false; reason: string };
+
 /**
- * Checks the signature headers of `request` against `rawBody` (the body as received, before parsing).
- * `secrets` may hold several values so a secret can be rotated without downtime.
+ * Reads and checks the signature headers of `request` (present, well formed, timestamp within ±300 s) and
+ * builds the payload the MAC must cover. Shared by the WebCrypto verifier below and by runtimes that verify
+ * with their own HMAC (the Node worker uses node:crypto, which avoids a trip through the crypto thread pool).
  */
-export async function verifyWorkerRequest(
-  secrets: string | readonly string[],
-  request: Request,
-  rawBody: string,
-  nowSeconds: number = Math.floor(Date.now() / 1000),
-): Promise<VerifyResult> {
+export function readSignedHeaders(request: Request, rawBody: string, nowSeconds: number = Math.floor(Date.now() / 1000)): SignedHeaders {
   const timestamp = request.headers.get(TIMESTAMP_HEADER);
   const signature = request.headers.get(SIGNATURE_HEADER);
   if (timestamp === null || signature === null) {
@@ -106,16 +106,26 @@ export async function verifyWorkerRequest(
   if (!signature.startsWith(prefix)) return { ok: false, reason: `${SIGNATURE_HEADER} must start with ${prefix}` };
   const mac = fromBase64(signature.slice(prefix.length).trim());
   if (mac === null) return { ok: false, reason: `${SIGNATURE_HEADER} is not base64` };
+  const payload = signedPayload(timestamp, { method: request.method, path: pathAndQuery(request.url), body: rawBody });
+  return { ok: true, payload, mac };
+}
 
-  const payload = signedPayload(timestamp, {
-    method: request.method,
-    path: pathAndQuery(request.url),
-    body: rawBody,
-  });
+/**
+ * Checks the signature headers of `request` against `rawBody` (the body as received, before parsing).
+ * `secrets` may hold several values so a secret can be rotated without downtime.
+ */
+export async function verifyWorkerRequest(
+  secrets: string | readonly string[],
+  request: Request,
+  rawBody: string,
+  nowSeconds: number = Math.floor(Date.now() / 1000),
+): Promise<VerifyResult> {
+  const signed = readSignedHeaders(request, rawBody, nowSeconds);
+  if (!signed.ok) return signed;
   for (const secret of typeof secrets === "string" ? [secrets] : secrets) {
     if (secret === "") continue;
     const key = await hmacKey(secret, "verify");
-    if (await crypto.subtle.verify("HMAC", key, mac, payload)) return { ok: true };
+    if (await crypto.subtle.verify("HMAC", key, signed.mac, signed.payload)) return { ok: true };
   }
   return { ok: false, reason: "signature mismatch" };
 }
