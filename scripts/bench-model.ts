@@ -1,7 +1,7 @@
 // Model benchmark: builds random-weight models of real Llama shapes with the project's ONNX builder
 // and measures them with each engine: transformers.js generate() on the transformers.js graph (the
 // peer), and the project's static-KV decoder (src/gpu/fast-decoder) on the static-KV graph built
-// from the same weights, without and with WebGPU graph capture. Per engine: time to first token and
+// from the same weights, reading each token back or queueing steps. Per engine: time to first token and
 // decode tokens/s at several context lengths, host time split, memory, each next to the
 // memory-bandwidth bound of the device (bytes read per token over the bandwidth) and to the figures
 // of the onnxruntime-genai builder's output in shared/docs/runtime-notes.md section 8 (same GPU
@@ -42,9 +42,12 @@ const HELP = `Usage: npx tsx scripts/bench-model.ts [options]
   --preset <list>      model shapes (default webgpu: llama-3.2-1b,llama-3.1-8b; cpu: tiny)
   --dtype <list>       default webgpu: q4f16,fp16; cpu: q4,fp32
   --flavour <f>        gpu (default) or standard
-  --engines <list>     transformers, static-kv, static-kv-capture (default webgpu: all; cpu: transformers,static-kv;
-                       static-kv engines need the gpu flavour)
+  --engines <list>     transformers, static-kv, static-kv-queued, static-kv-queued-noval (default: all; the static-kv
+                       engines need the gpu flavour; -noval runs the WebGPU EP with validationMode=disabled)
+  --readback-every <n> static-kv-queued: steps queued per token readback (default 16)
   --profile            also profile 32 decode steps at the second context with onnxruntime (per-operator time)
+  --probe-capture      check whether onnxruntime-node lets a session enable WebGPU graph capture
+  --build-only         build the models and exit
   --contexts <list>    prompt lengths for TTFT and decode (default webgpu: 128,1024,2048,8192; cpu: 128,1024)
   --new-tokens <n>     decode tokens per measurement (default 64)
   --repeats <n>        TTFT runs per context, median reported (default 3)
@@ -79,7 +82,7 @@ const count = (field: string) =>
     .transform(Number)
     .refine((n) => n > 0, `${field}: expected a positive integer`);
 
-const ENGINES = ["transformers", "static-kv", "static-kv-capture"] as const;
+const ENGINES = ["transformers", "static-kv", "static-kv-queued", "static-kv-queued-noval"] as const;
 type Engine = (typeof ENGINES)[number];
 
 const cliSchema = z.object({
@@ -88,7 +91,10 @@ const cliSchema = z.object({
   dtype: list(MODEL_DTYPES, "--dtype").optional(),
   flavour: z.enum(GRAPH_FLAVOURS as [GraphFlavour, ...GraphFlavour[]], "--flavour: expected gpu or standard").default("gpu"),
   engines: list(ENGINES, "--engines").optional(),
+  "readback-every": count("--readback-every").default(16),
   profile: z.boolean().default(false),
+  "probe-capture": z.boolean().default(false),
+  "build-only": z.boolean().default(false),
   contexts: z
     .string()
     .transform((s) => s.split(",").map((v) => Number(v.trim())))
@@ -108,9 +114,9 @@ const cliSchema = z.object({
 });
 
 function engines(requested: Engine[] | undefined, gpu: boolean, flavour: GraphFlavour): Engine[] {
-  const list = requested ?? (gpu ? [...ENGINES] : (["transformers", "static-kv"] as Engine[]));
+  const list = requested ?? (gpu ? [...ENGINES] : (["transformers", "static-kv", "static-kv-queued"] as Engine[]));
   if (flavour !== "gpu" && list.some((e) => e !== "transformers")) throw new Error("--engines: the static-kv engines need --flavour gpu");
-  if (!gpu && list.includes("static-kv-capture")) throw new Error("--engines: static-kv-capture needs --device webgpu (graph capture is a WebGPU EP feature)");
+  if (!gpu && list.includes("static-kv-queued-noval")) throw new Error("--engines: static-kv-queued-noval needs --device webgpu (it sets a WebGPU EP option)");
   return list;
 }
 
@@ -123,7 +129,10 @@ function parseCli() {
       dtype: { type: "string" },
       flavour: { type: "string" },
       engines: { type: "string" },
+      "readback-every": { type: "string" },
       profile: { type: "boolean" },
+      "probe-capture": { type: "boolean" },
+      "build-only": { type: "boolean" },
       contexts: { type: "string" },
       "new-tokens": { type: "string" },
       repeats: { type: "string" },
@@ -228,13 +237,17 @@ function modelDir(modelsDir: string, preset: string, flavour: GraphFlavour): str
   return resolve(modelsDir, `${preset}-${flavour}-s1`);
 }
 
+/** Bumped when the builder's graphs change, so older model folders are rebuilt. */
+const GRAPHS_VERSION = 2;
+
 /** Builds (or reuses) the folder with every benchmarked dtype. */
 async function ensureModel(modelsDir: string, preset: string, flavour: GraphFlavour, dtypes: ModelDtype[], rebuild: boolean): Promise<string> {
   const dir = modelDir(modelsDir, preset, flavour);
   const stampFile = join(dir, "bench-build.json");
   const staticKv = flavour === "gpu";
-  const stamp = existsSync(stampFile) ? (JSON.parse(readFileSync(stampFile, "utf8")) as { dtypes: ModelDtype[]; staticKv?: boolean }) : null;
-  if (!rebuild && stamp && dtypes.every((d) => stamp.dtypes.includes(d)) && (stamp.staticKv ?? false) === staticKv) return dir;
+  const stamp = existsSync(stampFile) ? (JSON.parse(readFileSync(stampFile, "utf8")) as { dtypes: ModelDtype[]; staticKv?: boolean; graphs?: number }) : null;
+  const current = stamp && dtypes.every((d) => stamp.dtypes.includes(d)) && (stamp.staticKv ?? false) === staticKv && stamp.graphs === GRAPHS_VERSION;
+  if (!rebuild && current) return dir;
   rmSync(dir, { recursive: true, force: true });
   const started = performance.now();
   let last = 0;
@@ -251,7 +264,7 @@ async function ensureModel(modelsDir: string, preset: string, flavour: GraphFlav
       console.error(`  building ${preset}: ${p.stage} ${p.done}/${p.total}, ${((last - started) / 1000).toFixed(0)} s`);
     },
   });
-  writeFileSync(stampFile, JSON.stringify({ preset, flavour, seed: 1, dtypes, staticKv }));
+  writeFileSync(stampFile, JSON.stringify({ preset, flavour, seed: 1, dtypes, staticKv, graphs: GRAPHS_VERSION }));
   return dir;
 }
 
@@ -359,7 +372,7 @@ interface ContextResult {
    * JS loop; static-kv: the rest is the 8-byte readback, which also waits for the device).
    */
   ortMsPerStep: number;
-  /** static-kv engines: mean readback time per step. */
+  /** static-kv engines: mean readback time per step (queued: one readback serves several steps). */
   readbackMsPerStep: number | null;
   /** Leading generated tokens equal to transformers.js's for the same prompt (null: not compared). */
   sameTokens: number | null;
@@ -371,8 +384,6 @@ interface EngineResult {
   engine: Engine;
   loadSeconds: number;
   contexts: ContextResult[];
-  /** static-kv-capture: graph executions of the capturing run. */
-  captureExecutions?: number;
   error?: string;
 }
 
@@ -404,7 +415,6 @@ interface Measured {
 interface EngineRunner {
   measure(prompt: number[], newTokens: number, repeats: number): Promise<Measured>;
   dispose(): Promise<void>;
-  captureExecutions?: number;
 }
 
 async function transformersRunner(o: Cli, dir: string, dtype: ModelDtype): Promise<EngineRunner> {
@@ -436,21 +446,31 @@ async function transformersRunner(o: Cli, dir: string, dtype: ModelDtype): Promi
   };
 }
 
-async function staticKvRunner(o: Cli, dir: string, dtype: ModelDtype, graphCapture: boolean, capacity: number): Promise<EngineRunner> {
-  const decoder = await StaticKvDecoder.open({ modelPath: join(dir, "onnx", staticKvFileName(dtype)), device: o.device, capacity, graphCapture });
+async function staticKvRunner(o: Cli, dir: string, dtype: ModelDtype, engine: Engine, capacity: number): Promise<EngineRunner> {
+  const decoder = await StaticKvDecoder.open({
+    modelPath: join(dir, "onnx", staticKvFileName(dtype)),
+    device: o.device,
+    capacity,
+    webgpuOptions: engine === "static-kv-queued-noval" ? { validationMode: "disabled" } : undefined,
+  });
+  const queued = engine !== "static-kv";
   const generate = async (prompt: number[], newTokens: number) => {
     const start = performance.now();
     const tokens = [(await decoder.prefill(prompt)).token];
     const times = [performance.now()];
     decoder.resetStats();
-    while (tokens.length < newTokens) {
-      tokens.push((await decoder.step()).token);
+    if (queued) {
+      tokens.push(...(await decoder.steps(newTokens - 1, Math.min(o["readback-every"], decoder.ringSize))));
       times.push(performance.now());
+    } else {
+      while (tokens.length < newTokens) {
+        tokens.push((await decoder.step()).token);
+        times.push(performance.now());
+      }
     }
     return { start, times, tokens };
   };
   return {
-    captureExecutions: decoder.captureExecutions,
     async measure(prompt, newTokens, repeats) {
       await generate(prompt, 2);
       const ttfts: number[] = [];
@@ -459,10 +479,10 @@ async function staticKvRunner(o: Cli, dir: string, dtype: ModelDtype, graphCaptu
         ttfts.push(run.times[0] - run.start);
       }
       const decode = await generate(prompt, newTokens);
-      const steps = decoder.stats.steps;
+      const steps = decoder.stats.runs;
       return {
         ttfts,
-        decodeTokS: (decode.times.length - 1) / ((decode.times.at(-1)! - decode.times[0]) / 1000),
+        decodeTokS: (decode.tokens.length - 1) / ((decode.times.at(-1)! - decode.times[0]) / 1000),
         ortMsPerStep: decoder.stats.runMs / steps,
         readbackMsPerStep: decoder.stats.readbackMs / steps,
         tokens: decode.tokens,
@@ -506,10 +526,8 @@ async function benchModel(o: Cli, dir: string, preset: string, dtype: ModelDtype
     let runner: EngineRunner | undefined;
     try {
       const loadStart = performance.now();
-      runner =
-        engine === "transformers" ? await transformersRunner(o, dir, dtype) : await staticKvRunner(o, dir, dtype, engine === "static-kv-capture", capacity);
+      runner = engine === "transformers" ? await transformersRunner(o, dir, dtype) : await staticKvRunner(o, dir, dtype, engine, capacity);
       entry.loadSeconds = (performance.now() - loadStart) / 1000;
-      entry.captureExecutions = runner.captureExecutions;
       if (engine === "transformers") {
         const gpu = gpuMemoryMiB();
         result.gpuMemoryAfterLoadMiB = gpu === null || baselineGpuMiB === null ? null : gpu - baselineGpuMiB;
@@ -709,7 +727,7 @@ async function profileDecode(o: Cli, dir: string, dtype: ModelDtype, context: nu
   capacity = Math.max(capacity, context + steps + 2);
   const profiles: ProfileSummary[] = [];
   const prefix = resolve(o["models-dir"], `profile-${process.pid}`);
-  for (const engine of o.engineList.filter((e) => e !== "static-kv-capture")) {
+  for (const engine of o.engineList.filter((e) => e === "transformers" || e === "static-kv")) {
     try {
       if (engine === "transformers") {
         const model = await AutoModelForCausalLM.from_pretrained(dir, {
@@ -728,12 +746,11 @@ async function profileDecode(o: Cli, dir: string, dtype: ModelDtype, context: nu
           modelPath: join(dir, "onnx", staticKvFileName(dtype)),
           device: o.device,
           capacity,
-          graphCapture: false,
           sessionOptions: { enableProfiling: true, profileFilePrefix: `${prefix}-skv` },
         });
         await decoder.prefill(prompt);
         for (let s = 0; s < steps; s++) await decoder.step();
-        const session = (decoder as unknown as { prefillSession: ort.InferenceSession }).prefillSession;
+        const session = (decoder as unknown as { session: ort.InferenceSession }).session;
         const file = endProfiling(session, `${prefix}-skv`);
         await decoder.dispose();
         profiles.push(summariseProfile(file, engine, context, steps));
@@ -806,16 +823,46 @@ function profileReport(results: ModelResult[]): string {
   return out.join("\n");
 }
 
+/**
+ * Whether onnxruntime-node can turn on WebGPU graph capture: as a WebGPU EP option, and as the
+ * session config entry the EP reads. onnxruntime logs "This session will use the graph capture
+ * feature" at INFO when the EP has it enabled; the verbose session log below shows whether it does.
+ */
+async function probeGraphCapture(): Promise<void> {
+  const g = new GraphBuilder();
+  g.node("Add", [g.input("a", DataType.FLOAT, [4]), g.input("b", DataType.FLOAT, [4])], { outputs: ["c"] });
+  g.output("c", DataType.FLOAT, [4]);
+  const bytes = encodeModel(g.toModel({ graphName: "probe", opsets: { "": 21 }, producerName: "bench-model", producerVersion: "1", locate: () => [] }));
+  const feeds = { a: new ort.Tensor("float32", new Float32Array(4), [4]), b: new ort.Tensor("float32", new Float32Array(4), [4]) };
+  try {
+    const s = await ort.InferenceSession.create(bytes, { executionProviders: [{ name: "webgpu", enableGraphCapture: "1" } as never] });
+    await s.release();
+    console.error("probe-capture: the WebGPU EP option enableGraphCapture was accepted");
+  } catch (e) {
+    console.error(`probe-capture: WebGPU EP option enableGraphCapture: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  console.error("probe-capture: session with extra ep.webgpuexecutionprovider.enableGraphCapture=1, verbose log:");
+  const s = await ort.InferenceSession.create(bytes, { executionProviders: ["webgpu"], extra: { "ep.webgpuexecutionprovider.enableGraphCapture": "1" }, logSeverityLevel: 0 });
+  for (let i = 0; i < 3; i++) await s.run(feeds);
+  await s.release();
+  console.error("probe-capture: done");
+}
+
 async function main(): Promise<void> {
   const o = parseCli();
   for (const p of o.presets) if (!isPresetName(p)) throw new Error(`--preset: unknown preset ${p}`);
   env.allowRemoteModels = false;
+  if (o["build-only"]) {
+    for (const preset of o.presets) console.error(`built ${await ensureModel(o["models-dir"], preset, o.flavour, o.dtypes, o.rebuild)}`);
+    return;
+  }
   const device = deviceName(o.device);
   console.error(`device: ${device}`);
   const measured = await measureBandwidth(o.device, resolve(o["models-dir"]));
   const bandwidth = o["bandwidth-gbs"] !== undefined ? o["bandwidth-gbs"] * 1e9 : measured;
   const bandwidthNote = `bandwidth for the bounds ${(bandwidth / 1e9).toFixed(0)} GB/s (${o["bandwidth-gbs"] !== undefined ? "given" : "measured"}; in-process streaming-read probe ${(measured / 1e9).toFixed(0)} GB/s)`;
   console.error(bandwidthNote);
+  if (o["probe-capture"]) await probeGraphCapture();
   const results: ModelResult[] = [];
   for (const preset of o.presets) {
     const dir = await ensureModel(o["models-dir"], preset, o.flavour, o.dtypes, o.rebuild);
@@ -825,13 +872,14 @@ async function main(): Promise<void> {
   console.log(report(results));
   console.log(
     "\nengines: transformers = transformers.js generate() on the transformers.js graph (the peer, 'tjs'); static-kv = src/gpu/fast-decoder on the static-KV graph" +
-      "\n(same weights, device-side greedy token); static-kv-capture = the same with WebGPU graph capture. vs tjs > 1x is better (TTFT: tjs/engine; decode: engine/tjs)." +
+      `\n(same weights, device-side greedy token, one 4-byte readback per token); static-kv-queued = the same queueing ${o["readback-every"]} steps per readback;` +
+      "\n-noval = with the WebGPU EP's validationMode=disabled. vs tjs > 1x is better (TTFT: tjs/engine; decode: engine/tjs)." +
       "\nbound tok/s: bandwidth / (weight bytes + KV cache bytes) per token; ms/step: wall time per decode step; ORT ms: session.run per step;" +
-      "\nreadback ms: the 8-byte token readback per step (waits for the device); same tokens: leading greedy tokens equal to tjs's (of the decode run)." +
+      "\nreadback ms: token readback per step (waits for the device); same tokens: leading greedy tokens equal to tjs's (of the decode run)." +
       "\nnotes: onnxruntime-genai builder output on one H200 (runtime-notes section 8); vs notes > 1x is better.",
   );
   for (const r of results) {
-    const loads = r.engines.map((e) => `${e.engine} ${e.loadSeconds.toFixed(1)} s${e.captureExecutions === undefined ? "" : ` (capture ran the graph ${e.captureExecutions}x)`}`).join(", ");
+    const loads = r.engines.map((e) => `${e.engine} ${e.loadSeconds.toFixed(1)} s`).join(", ");
     console.log(
       `${r.preset} ${r.dtype}: ${(r.fileBytes / 2 ** 30).toFixed(2)} GiB of weights, ${(r.weightBytesPerToken / 2 ** 30).toFixed(2)} GiB read per token; load ${loads}; ` +
         `GPU memory after the transformers.js load ${r.gpuMemoryAfterLoadMiB ?? "-"} MiB, process RSS ${r.rssAfterLoadMiB.toFixed(0)} MiB`,

@@ -4,18 +4,34 @@
 # bandwidth with torch for the bounds, and runs the bundled benchmark (.carry/bench-model.mjs).
 # Usage, from the repository root on the device: bash scripts/device/bench-model.sh <label> [bench-model options]
 # Output: $OUT/<label>.log and $OUT/<label>.json.
+# BUILD_IN_BACKGROUND="<options>" first starts a --build-only run with those options in the background
+# (its log: $OUT/build.log); a later invocation with WAIT_FOR_BUILD=1 waits for it before benchmarking.
+# Building is single-threaded JavaScript, so an 8B build can overlap a 1B benchmark.
 set -u
 label=$1
 shift
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
+if [ ! -x /opt/rt/bin/node ]; then
+  for f in .gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  mkdir -p /opt/rt && tar -xJf .carry/runtime.tar.xz -C /opt/rt
+fi
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-mkdir -p /opt/rt && tar -xJf .carry/runtime.tar.xz -C /opt/rt
 # ESM imports resolve from the importing file's folder: the bundle must sit beside the runtime's node_modules.
 cp .carry/bench-model.mjs /opt/rt/
 export PATH=/opt/rt/bin:$PATH
+models=/tmp/bench-models
+if [ -n "${BUILD_IN_BACKGROUND:-}" ]; then
+  # shellcheck disable=SC2086 # the options are meant to split
+  node /opt/rt/bench-model.mjs --build-only --models-dir $models $BUILD_IN_BACKGROUND >"$OUT/build.log" 2>&1 &
+  echo $! >/tmp/bench-build.pid
+fi
+if [ "${WAIT_FOR_BUILD:-}" = 1 ] && [ -f /tmp/bench-build.pid ]; then
+  while kill -0 "$(cat /tmp/bench-build.pid)" 2>/dev/null; do sleep 2; done
+  tail -2 "$OUT/build.log"
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader
-bw=$(python3 - <<'PY'
+bw=$(
+  python3 - <<'PY'
 import torch
 x = torch.empty(2 * 1024**3, dtype=torch.uint8, device="cuda"); y = torch.empty_like(x)
 for _ in range(3): y.copy_(x)
@@ -28,4 +44,4 @@ PY
 )
 echo "torch device-to-device copy: ${bw} GB/s (read + write)"
 set -o pipefail
-timeout "${BENCH_TIMEOUT:-540}" node /opt/rt/bench-model.mjs --bandwidth-gbs "$bw" --models-dir /tmp/bench-models --json "$OUT/$label.json" "$@" 2>&1 | tee "$OUT/$label.log"
+timeout "${BENCH_TIMEOUT:-540}" node /opt/rt/bench-model.mjs --bandwidth-gbs "$bw" --models-dir $models --json "$OUT/$label.json" "$@" 2>&1 | tee "$OUT/$label.log"

@@ -1,7 +1,7 @@
 // The static-KV decoder graph (gpu flavour, "static-kv" interface) driven by src/gpu/fast-decoder
 // on onnxruntime's CPU EP, against the reference forward pass: logits at every greedy step, the
-// graph's own device-side token, its seqlens bookkeeping, cache reuse, and the file layout
-// (shared weights, no host-side shape nodes).
+// graph's own device-side token, queued steps read back through the token ring, cache reuse, and
+// the file layout (shared weights, no host-side shape nodes).
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -26,9 +26,25 @@ function modelDir(preset: string, dtype: ModelDtype): Promise<string> {
   return dir;
 }
 
-async function openDecoder(preset: string, dtype: ModelDtype, capacity = 64): Promise<StaticKvDecoder> {
+async function openDecoder(preset: string, dtype: ModelDtype, capacity = 64, logits = true): Promise<StaticKvDecoder> {
   const dir = await modelDir(preset, dtype);
-  return StaticKvDecoder.open({ modelPath: join(dir, "onnx", staticKvFileName(dtype)), device: "cpu", capacity, logits: true });
+  return StaticKvDecoder.open({ modelPath: join(dir, "onnx", staticKvFileName(dtype)), device: "cpu", capacity, logits });
+}
+
+/** The reference's greedy continuation of `prompt`. */
+function referenceGreedy(preset: string, dtype: ModelDtype, prompt: number[], count: number): number[] {
+  const weights = tinyWeights(preset);
+  const reference = new ReferenceModel(weights.args, storedWeights(weights, dtype));
+  const cache = reference.newCache(prompt.length + count);
+  const tokens: number[] = [];
+  let input = prompt;
+  let position = 0;
+  while (tokens.length < count) {
+    tokens.push(argmax(reference.forward(input, position, cache)));
+    position += input.length;
+    input = [tokens.at(-1)!];
+  }
+  return tokens;
 }
 
 /** Greedy decoding through the decoder and the reference side by side; worst logits error and token mismatches. */
@@ -37,7 +53,7 @@ async function parity(preset: string, dtype: ModelDtype, steps = 24) {
   const reference = new ReferenceModel(weights.args, storedWeights(weights, dtype));
   const cache = reference.newCache(TEST_PROMPT.length + steps + 1);
   const decoder = await openDecoder(preset, dtype);
-  const result = { worst: 0, mismatches: [] as number[], lengths: [] as number[] };
+  const result = { worst: 0, mismatches: [] as number[] };
   try {
     let want = reference.forward(TEST_PROMPT, 0, cache);
     let got = await decoder.prefill(TEST_PROMPT);
@@ -46,7 +62,6 @@ async function parity(preset: string, dtype: ModelDtype, steps = 24) {
       result.worst = Math.max(result.worst, relativeError(got.logits!, want));
       // The token is computed on the device by the graph; it must be the argmax of the reference.
       if (got.token !== argmax(want)) result.mismatches.push(s);
-      result.lengths.push(decoder.cachedTokens - position);
       want = reference.forward([argmax(want)], position, cache);
       position++;
       got = await decoder.step();
@@ -69,7 +84,27 @@ describe("static-KV graph on onnxruntime CPU", () => {
     const r = await parity(preset, dtype);
     expect(r.worst).toBeLessThan(1e-4);
     expect(r.mismatches).toEqual([]);
-    expect(new Set(r.lengths)).toEqual(new Set([0])); // the graph's seqlens_k advanced exactly one per step
+  });
+
+  it.each([
+    ["tiny", "q4", 7],
+    ["tiny-tied", "fp32", 64], // the whole ring in one readback
+  ] as const)("%s %s: queued steps (readback every %i) return the reference's greedy tokens", async (preset, dtype, every) => {
+    const decoder = await openDecoder(preset, dtype, 128, false);
+    try {
+      const first = await decoder.prefill(TEST_PROMPT);
+      const batches: number[][] = [];
+      const rest = await decoder.steps(40, every, (t) => void batches.push(t));
+      expect([first.token, ...rest]).toEqual(referenceGreedy(preset, dtype, TEST_PROMPT, 41));
+      expect(batches.map((b) => b.length)).toEqual(Array.from({ length: Math.ceil(40 / every) }, (_, i) => Math.min(every, 40 - i * every)));
+      expect(decoder.cachedTokens).toBe(TEST_PROMPT.length + 40);
+      // Stopping early from the callback: the batch that asked to stop is the last one run.
+      await decoder.prefill(TEST_PROMPT);
+      const stopped = await decoder.steps(40, 8, () => false);
+      expect(stopped).toEqual(rest.slice(0, 8));
+    } finally {
+      await decoder.dispose();
+    }
   });
 
   it("q4f16 (float16 I/O and caches): logits within float16 rounding of the reference", async () => {
@@ -102,10 +137,13 @@ describe("static-KV graph on onnxruntime CPU", () => {
     const decoder = await openDecoder("tiny", "fp32", 12);
     try {
       await expect(decoder.step()).rejects.toThrow(/call prefill first/);
+      await expect(decoder.steps(2)).rejects.toThrow(/not available with logits: true/);
       await expect(decoder.prefill([])).rejects.toThrow(/must not be empty/);
       await expect(decoder.prefill(new Array(12).fill(1))).rejects.toThrow(/12 tokens leave no room in a cache of capacity 12/);
       await decoder.prefill([1, 2, 3]);
       await expect(decoder.prefill([4], 7)).rejects.toThrow(/keep must be an integer in \[0, 3\]/);
+      for (let i = 0; i < 8; i++) await decoder.step();
+      await expect(decoder.step()).rejects.toThrow(/1 more tokens do not fit in the cache \(capacity 12, holding 11\)/);
     } finally {
       await decoder.dispose();
     }
@@ -129,7 +167,7 @@ describe("static-KV graph on onnxruntime CPU", () => {
     const ops = new Set(fast.graph.node.map((n) => n.opType));
     // Shape reads and ArgMax (one WebGPU thread per output) are what the graph avoids.
     for (const op of ["Shape", "ArgMax", "Cast"]) expect(ops.has(op)).toBe(false);
-    expect(fast.graph.input.map((i) => i.name).slice(0, 2)).toEqual(["input_ids", "seqlens_k"]);
-    expect(fast.graph.output.map((o) => o.name).slice(0, 3)).toEqual(["logits", "next_token", "next_seqlens_k"]);
+    expect(fast.graph.input.map((i) => i.name).slice(0, 5)).toEqual(["input_ids", "seqlens_k", "total_sequence_length", "token_ring", "ring_slot"]);
+    expect(fast.graph.output.map((o) => o.name).slice(0, 3)).toEqual(["logits", "next_token", "token_ring_next"]);
   });
 });

@@ -3,21 +3,22 @@
 //
 // Why not transformers.js: its sessions set `preferredOutputLocation: "gpu-buffer"` for the
 // caches, which makes onnxruntime-node 1.30 run through IO binding, where a preallocated output is
-// ignored (the binding allocates a new one each run). So every step gets fresh, growing present
-// buffers, past and present can never be one buffer, and WebGPU graph capture is impossible. Its
-// loop also downloads the full logits row (128k values) and takes the argmax in JavaScript.
+// ignored (the binding allocates a new one each run). So every step gets fresh present buffers one
+// token longer than the past ones and copies the whole cache into them, which is why its decode
+// slows down with context. Its loop also downloads the full logits row (128k values), converts it
+// and takes the argmax in JavaScript, and waits for the device after every step.
 //
 // Here, on WebGPU, the state lives in device buffers allocated once: per layer a key and a value
-// cache of fixed capacity, the current token id and seqlens_k. Each run binds them as inputs and as
-// preallocated outputs (sessions without preferredOutputLocation take that path), so
-// GroupQueryAttention writes new rows in place and the graph writes its own next token and length.
-// That makes every decode run identical: with `graphCapture`, onnxruntime records the kernels of
-// one step and replays them; a tiny second session reads back 8 bytes per step.
+// cache of fixed capacity, the current token id and two token rings. Each run binds them as inputs
+// and as preallocated outputs (sessions without preferredOutputLocation take that path), so
+// GroupQueryAttention writes new rows in place and the graph leaves the next token where the next
+// step reads it. The host only passes lengths, so it can queue many steps without waiting for the
+// device, and reads their tokens back in one transfer (`steps`).
 //
 // On the CPU EP (tests, local benchmarks) the same graph runs with host tensors.
 import * as ort from "onnxruntime-node";
 import { DataType } from "../../model/onnx/onnx-proto.js";
-import { ALLOCATOR_INPUTS, readbackModel, stateAllocatorModel, type DecoderStateShape } from "./helper-graphs.js";
+import { ALLOCATOR_INPUTS, STATE_RINGS, STATE_TOKEN, readbackModel, stateAllocatorModel, type DecoderStateShape } from "./helper-graphs.js";
 
 export type FastDecoderDevice = "webgpu" | "cpu";
 
@@ -27,20 +28,25 @@ export interface StaticKvDecoderOptions {
   device: FastDecoderDevice;
   /** KV-cache capacity in tokens (prompt + generated); fixed for the decoder's life. */
   capacity: number;
-  /** WebGPU: replay the decode step with onnxruntime's graph capture (default true on webgpu). */
-  graphCapture?: boolean;
-  /** Also download the logits of every run (verification; forces graphCapture off). */
+  /** Also download the logits of every run (verification; makes every step wait for the device). */
   logits?: boolean;
-  /** Extra session options for the model sessions (e.g. enableProfiling). */
+  /**
+   * WebGPU EP options that onnxruntime-node accepts (e.g. `validationMode: "disabled"` skips
+   * Dawn's per-call validation, which is host time on every dispatch).
+   */
+  webgpuOptions?: Record<string, string>;
+  /** Extra session options for the model session (e.g. enableProfiling). */
   sessionOptions?: ort.InferenceSession.SessionOptions;
 }
 
 /** Host-side time spent per phase, accumulated since the last `resetStats()`. */
 export interface DecoderStats {
-  steps: number;
-  /** Milliseconds inside the model session's run (the device work is awaited only by the readback). */
+  /** Model runs (prefills and steps). */
+  runs: number;
+  /** Milliseconds inside the model session's run: encoding and submitting the device work. */
   runMs: number;
-  /** Milliseconds reading back token and length (includes waiting for the device). */
+  readbacks: number;
+  /** Milliseconds reading tokens back, including waiting for the device to finish the queued runs. */
   readbackMs: number;
 }
 
@@ -49,8 +55,6 @@ export interface DecodeResult {
   /** Logits of the last position as float32, when the decoder was opened with `logits: true`. */
   logits?: Float32Array;
 }
-
-const GRAPH_CAPTURE_KEY = "ep.webgpuexecutionprovider.enableGraphCapture";
 
 function float16ToFloat32(bits: number): number {
   const sign = bits & 0x8000 ? -1 : 1;
@@ -67,36 +71,43 @@ function logitsToFloat32(t: ort.Tensor): Float32Array {
   throw new Error(`unexpected logits type ${t.type}`);
 }
 
+const REQUIRED_INPUTS = ["input_ids", "seqlens_k", "total_sequence_length", "token_ring", "ring_slot", "past_key_values.0.key"];
+
 /** Reads the state shape from the graph's input metadata (past_key_values.0.key: [1, kvH, capacity, hd]). */
 function stateShape(session: ort.InferenceSession): DecoderStateShape {
   const names = session.inputNames;
-  for (const required of ["input_ids", "seqlens_k", "past_key_values.0.key"]) {
+  for (const required of REQUIRED_INPUTS) {
     if (!names.includes(required)) throw new Error(`not a static-KV decoder graph: it has no input ${required} (inputs: ${names.slice(0, 4).join(", ")}, ...)`);
   }
   const meta = session.inputMetadata.find((m) => m.name === "past_key_values.0.key");
-  if (!meta?.isTensor) throw new Error("past_key_values.0.key is not a tensor input");
+  const ring = session.inputMetadata.find((m) => m.name === "token_ring");
+  if (!meta?.isTensor || !ring?.isTensor) throw new Error("past_key_values.0.key and token_ring must be tensor inputs");
   const [, kvHeads, , headDim] = meta.shape;
+  const [ringSize] = ring.shape;
   if (typeof kvHeads !== "number" || typeof headDim !== "number") throw new Error(`past_key_values.0.key needs concrete kv heads and head_dim, has [${meta.shape.join(", ")}]`);
+  if (typeof ringSize !== "number") throw new Error(`token_ring needs a concrete length, has [${ring.shape.join(", ")}]`);
   const nLayers = names.filter((n) => /^past_key_values\.\d+\.key$/.test(n)).length;
   const kvType = meta.type === "float16" ? DataType.FLOAT16 : meta.type === "float32" ? DataType.FLOAT : undefined;
   if (kvType === undefined) throw new Error(`unsupported cache type ${meta.type}`);
-  return { nLayers, kvHeads, headDim, kvType };
+  return { nLayers, kvHeads, headDim, kvType, ringSize };
 }
+
+const int32 = (values: number[], dims: number[]) => new ort.Tensor("int32", Int32Array.from(values), dims);
 
 export class StaticKvDecoder {
   private length = 0;
-  private hostToken = 0;
-  readonly stats: DecoderStats = { steps: 0, runMs: 0, readbackMs: 0 };
-  /** Executions of the graph during the run that captured it (onnxruntime may run it twice); undefined without capture. */
-  captureExecutions: number | undefined;
+  /** The last token returned (the next step's input on the CPU). */
+  private lastToken = 0;
+  /** Which of the two rings holds the latest tokens. */
+  private ring = 0;
+  readonly stats: DecoderStats = { runs: 0, runMs: 0, readbacks: 0, readbackMs: 0 };
 
   private constructor(
-    private readonly o: Required<Pick<StaticKvDecoderOptions, "device" | "capacity" | "graphCapture" | "logits">>,
+    private readonly o: { device: FastDecoderDevice; capacity: number; logits: boolean },
     private readonly shape: DecoderStateShape,
-    private readonly prefillSession: ort.InferenceSession,
-    private readonly decodeSession: ort.InferenceSession,
+    private readonly session: ort.InferenceSession,
     private readonly readback: ort.InferenceSession | undefined,
-    /** Caches, token and seqlens_k: device tensors on WebGPU, host tensors on the CPU. */
+    /** Caches, token and rings: device tensors on WebGPU, host tensors on the CPU. */
     private readonly state: Record<string, ort.Tensor>,
     private readonly allocator: ort.InferenceSession | undefined,
   ) {}
@@ -105,30 +116,26 @@ export class StaticKvDecoder {
     const { modelPath, device, capacity } = options;
     if (device !== "webgpu" && device !== "cpu") throw new Error(`device: expected webgpu or cpu, got ${JSON.stringify(device)}`);
     if (!Number.isInteger(capacity) || capacity < 2) throw new Error(`capacity: expected an integer >= 2, got ${capacity}`);
-    const logits = options.logits ?? false;
-    const graphCapture = device === "webgpu" && !logits && (options.graphCapture ?? true);
-    const base: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, ...options.sessionOptions, executionProviders: [device] };
-    const prefillSession = await ort.InferenceSession.create(modelPath, base);
-    const shape = stateShape(prefillSession);
-    // Graph capture replays whatever the first captured run did, so prompts (any length) run in a
-    // second session of the same graph without capture. Both hold the weights: 2x device memory.
-    const decodeSession = graphCapture ? await ort.InferenceSession.create(modelPath, { ...base, extra: { ...(base.extra as object), [GRAPH_CAPTURE_KEY]: "1" } }) : prefillSession;
+    const provider = device === "webgpu" ? { name: "webgpu", ...options.webgpuOptions } : "cpu";
+    const session = await ort.InferenceSession.create(modelPath, { logSeverityLevel: 3, ...options.sessionOptions, executionProviders: [provider] });
+    const shape = stateShape(session);
 
     let state: Record<string, ort.Tensor>;
     let allocator: ort.InferenceSession | undefined;
     let readback: ort.InferenceSession | undefined;
     if (device === "webgpu") {
-      const helper: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, executionProviders: ["webgpu"], graphOptimizationLevel: "disabled" };
+      const helper: ort.InferenceSession.SessionOptions = { logSeverityLevel: 3, executionProviders: [provider], graphOptimizationLevel: "disabled" };
       allocator = await ort.InferenceSession.create(stateAllocatorModel(shape), { ...helper, preferredOutputLocation: "gpu-buffer" });
       const shapeTensor = (dims: number[]) => new ort.Tensor("int64", BigInt64Array.from(dims, BigInt), [dims.length]);
       state = await allocator.run({
         [ALLOCATOR_INPUTS.kvShape]: shapeTensor([1, shape.kvHeads, capacity, shape.headDim]),
         [ALLOCATOR_INPUTS.tokenShape]: shapeTensor([1, 1]),
-        [ALLOCATOR_INPUTS.lengthShape]: shapeTensor([1]),
+        [ALLOCATOR_INPUTS.ringShape]: shapeTensor([shape.ringSize]),
       });
-      readback = await ort.InferenceSession.create(readbackModel(), helper);
+      readback = await ort.InferenceSession.create(readbackModel(shape.ringSize), helper);
     } else {
-      state = { input_ids: new ort.Tensor("int32", new Int32Array(1), [1, 1]), seqlens_k: new ort.Tensor("int32", new Int32Array(1), [1]) };
+      state = { [STATE_TOKEN]: int32([0], [1, 1]) };
+      for (const ring of STATE_RINGS) state[ring] = int32(new Array(shape.ringSize).fill(0), [shape.ringSize]);
       const elements = shape.kvHeads * capacity * shape.headDim;
       for (let i = 0; i < shape.nLayers; i++) {
         for (const part of ["key", "value"]) {
@@ -137,9 +144,7 @@ export class StaticKvDecoder {
         }
       }
     }
-    const decoder = new StaticKvDecoder({ device, capacity, graphCapture, logits }, shape, prefillSession, decodeSession, readback, state, allocator);
-    if (graphCapture) await decoder.capture();
-    return decoder;
+    return new StaticKvDecoder({ device, capacity, logits: options.logits ?? false }, shape, session, readback, state, allocator);
   }
 
   /** Tokens in the cache. */
@@ -147,113 +152,124 @@ export class StaticKvDecoder {
     return this.length;
   }
 
-  get graphCaptured(): boolean {
-    return this.o.graphCapture;
+  /** Steps `steps()` queues between two readbacks at most. */
+  get ringSize(): number {
+    return this.shape.ringSize;
   }
 
   resetStats(): void {
-    this.stats.steps = 0;
-    this.stats.runMs = 0;
-    this.stats.readbackMs = 0;
+    Object.assign(this.stats, { runs: 0, runMs: 0, readbacks: 0, readbackMs: 0 });
   }
 
   /**
    * Runs `tokens` after the first `keep` cached tokens (0: a new sequence; the rest of the cache is
-   * overwritten) and returns the greedy next token, which becomes the input of the next `step()`.
+   * overwritten) and returns the greedy next token, which becomes the input of the next step.
    */
   async prefill(tokens: readonly number[], keep = 0): Promise<DecodeResult> {
     if (tokens.length === 0) throw new Error("prefill: tokens must not be empty");
     if (!Number.isInteger(keep) || keep < 0 || keep > this.length) throw new Error(`prefill: keep must be an integer in [0, ${this.length}], got ${keep}`);
     const total = keep + tokens.length;
     if (total >= this.o.capacity) throw new Error(`prefill: ${total} tokens leave no room in a cache of capacity ${this.o.capacity}`);
-    const feeds: Record<string, ort.Tensor> = {
-      ...this.caches(),
-      input_ids: new ort.Tensor("int32", Int32Array.from(tokens), [1, tokens.length]),
-      seqlens_k: new ort.Tensor("int32", Int32Array.of(total - 1), [1]),
-    };
-    return this.run(this.prefillSession, feeds, total);
+    const logits = await this.run(int32([...tokens], [1, tokens.length]), total, 0);
+    const [token] = await this.readTokens(1);
+    return logits ? { token, logits } : { token };
   }
 
-  /** Feeds the last returned token and returns the next greedy token. */
+  /** Feeds the last token and returns the next greedy token (waits for the device). */
   async step(): Promise<DecodeResult> {
-    if (this.length === 0) throw new Error("step: call prefill first");
-    if (this.length + 1 >= this.o.capacity) throw new Error(`step: the cache (capacity ${this.o.capacity}) is full`);
-    const feeds: Record<string, ort.Tensor> = { ...this.caches(), input_ids: this.state.input_ids, seqlens_k: this.state.seqlens_k };
-    if (this.o.device === "cpu") {
-      feeds.input_ids = new ort.Tensor("int32", Int32Array.of(this.hostToken), [1, 1]);
-      feeds.seqlens_k = new ort.Tensor("int32", Int32Array.of(this.length), [1]);
+    this.checkRoom(1);
+    const logits = await this.run(this.tokenInput(), this.length + 1, 0);
+    const [token] = await this.readTokens(1);
+    return logits ? { token, logits } : { token };
+  }
+
+  /**
+   * Runs `count` greedy steps and returns their tokens. The steps are queued without waiting for
+   * the device; tokens come back in one transfer per `readbackEvery` steps (at most the ring size),
+   * and `onTokens` sees each batch as it arrives (e.g. to stream, or to stop early by returning false).
+   */
+  async steps(count: number, readbackEvery = this.shape.ringSize, onTokens?: (tokens: number[]) => boolean | void): Promise<number[]> {
+    if (!Number.isInteger(count) || count < 0) throw new Error(`steps: count must be a non-negative integer, got ${count}`);
+    if (!Number.isInteger(readbackEvery) || readbackEvery < 1 || readbackEvery > this.shape.ringSize) {
+      throw new Error(`steps: readbackEvery must be an integer in [1, ${this.shape.ringSize}], got ${readbackEvery}`);
     }
-    return this.run(this.decodeSession, feeds, this.length + 1);
-  }
-
-  async dispose(): Promise<void> {
-    for (const t of Object.values(this.state)) if (t.location === "gpu-buffer") t.dispose();
-    const sessions = new Set([this.prefillSession, this.decodeSession, this.readback, this.allocator]);
-    for (const s of sessions) await s?.release();
-  }
-
-  private caches(): Record<string, ort.Tensor> {
-    const out: Record<string, ort.Tensor> = {};
-    for (let i = 0; i < this.shape.nLayers; i++) {
-      out[`past_key_values.${i}.key`] = this.state[`past_key_values.${i}.key`];
-      out[`past_key_values.${i}.value`] = this.state[`past_key_values.${i}.value`];
+    if (this.o.logits) throw new Error("steps: not available with logits: true (use step)");
+    this.checkRoom(count);
+    const out: number[] = [];
+    while (out.length < count) {
+      const batch = Math.min(readbackEvery, count - out.length);
+      for (let slot = 0; slot < batch; slot++) await this.run(this.tokenInput(), this.length + 1, slot);
+      const tokens = await this.readTokens(batch);
+      out.push(...tokens);
+      if (onTokens?.(tokens) === false) break;
     }
     return out;
   }
 
-  /** Outputs bound to the state buffers (WebGPU) or left to onnxruntime (CPU). */
-  private fetches(): Record<string, ort.Tensor | null> {
-    const f: Record<string, ort.Tensor | null> = {};
-    const device = this.o.device === "webgpu";
-    for (let i = 0; i < this.shape.nLayers; i++) {
-      f[`present.${i}.key`] = device ? this.state[`past_key_values.${i}.key`] : null;
-      f[`present.${i}.value`] = device ? this.state[`past_key_values.${i}.value`] : null;
-    }
-    f.next_token = device ? this.state.input_ids : null;
-    f.next_seqlens_k = device ? this.state.seqlens_k : null;
-    if (this.o.logits) f.logits = null;
-    return f;
+  async dispose(): Promise<void> {
+    for (const t of Object.values(this.state)) if (t.location === "gpu-buffer") t.dispose();
+    for (const s of [this.session, this.readback, this.allocator]) await s?.release();
   }
 
-  private async run(session: ort.InferenceSession, feeds: Record<string, ort.Tensor>, expectedLength: number): Promise<DecodeResult> {
-    const t0 = performance.now();
-    const out = await session.run(feeds, this.fetches());
-    const t1 = performance.now();
-    let token: number;
-    let length: number;
-    if (this.readback) {
-      const r = await this.readback.run({ next_token: this.state.input_ids, seqlens_k: this.state.seqlens_k });
-      token = (r.token.data as Int32Array)[0];
-      length = (r.seqlens.data as Int32Array)[0];
-    } else {
-      token = (out.next_token.data as Int32Array)[0];
-      length = (out.next_seqlens_k.data as Int32Array)[0];
+  private checkRoom(steps: number): void {
+    if (this.length === 0) throw new Error("step: call prefill first");
+    if (this.length + steps >= this.o.capacity) throw new Error(`step: ${steps} more tokens do not fit in the cache (capacity ${this.o.capacity}, holding ${this.length})`);
+  }
+
+  /** The next step's input: the device buffer the last run wrote (WebGPU), or the host's copy (CPU). */
+  private tokenInput(): ort.Tensor {
+    return this.o.device === "webgpu" ? this.state[STATE_TOKEN] : int32([this.lastToken], [1, 1]);
+  }
+
+  /** One model run writing its token into ring slot `slot`; the cache then holds `total` tokens. */
+  private async run(inputIds: ort.Tensor, total: number, slot: number): Promise<Float32Array | undefined> {
+    const from = STATE_RINGS[this.ring];
+    const to = STATE_RINGS[1 - this.ring];
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: inputIds,
+      seqlens_k: int32([total - 1], [1]),
+      total_sequence_length: int32([total], []),
+      token_ring: this.state[from],
+      ring_slot: int32([slot], [1]),
+    };
+    const device = this.o.device === "webgpu";
+    const fetches: Record<string, ort.Tensor | null> = { next_token: device ? this.state[STATE_TOKEN] : null, token_ring_next: device ? this.state[to] : null };
+    for (let i = 0; i < this.shape.nLayers; i++) {
+      for (const part of ["key", "value"]) {
+        const past = `past_key_values.${i}.${part}`;
+        feeds[past] = this.state[past];
+        fetches[`present.${i}.${part}`] = device ? this.state[past] : null;
+      }
+    }
+    if (this.o.logits) fetches.logits = null;
+    const start = performance.now();
+    const out = await this.session.run(feeds, fetches);
+    this.stats.runMs += performance.now() - start;
+    this.stats.runs++;
+    if (!device) {
+      // Host tensors: onnxruntime returns new outputs; they become the state.
+      this.state[to] = out.token_ring_next;
+      this.state[STATE_TOKEN] = out.next_token;
+      this.lastToken = (out.next_token.data as Int32Array)[0];
       for (let i = 0; i < this.shape.nLayers; i++) {
         this.state[`past_key_values.${i}.key`] = out[`present.${i}.key`];
         this.state[`past_key_values.${i}.value`] = out[`present.${i}.value`];
       }
     }
-    this.stats.runMs += t1 - t0;
-    this.stats.readbackMs += performance.now() - t1;
-    this.stats.steps++;
-    // The graph advances seqlens_k itself; a length other than the expected one means a run was
-    // skipped or repeated (e.g. a capture that executed twice), and every later token would be wrong.
-    if (length !== expectedLength) throw new Error(`decoder state out of step: cache length ${length}, expected ${expectedLength}`);
-    this.length = length;
-    this.hostToken = token;
-    return this.o.logits ? { token, logits: logitsToFloat32(out.logits) } : { token };
+    this.ring = 1 - this.ring;
+    this.length = total;
+    return this.o.logits ? logitsToFloat32(out.logits) : undefined;
   }
 
-  /**
-   * Makes onnxruntime capture the decode graph now, on a throwaway one-token sequence: the
-   * capturing run may execute the graph more than once, which would skip a token of a real sequence.
-   */
-  private async capture(): Promise<void> {
-    await this.prefill([0]);
-    const feeds: Record<string, ort.Tensor> = { ...this.caches(), input_ids: this.state.input_ids, seqlens_k: this.state.seqlens_k };
-    await this.decodeSession.run(feeds, this.fetches());
-    const r = await this.readback!.run({ next_token: this.state.input_ids, seqlens_k: this.state.seqlens_k });
-    this.captureExecutions = (r.seqlens.data as Int32Array)[0] - 1;
-    this.length = 0;
+  /** The tokens of ring slots 0..count-1 of the latest ring. */
+  private async readTokens(count: number): Promise<number[]> {
+    const start = performance.now();
+    const ring = this.state[STATE_RINGS[this.ring]];
+    const data = this.readback ? ((await this.readback.run({ token_ring: ring })).tokens.data as Int32Array) : (ring.data as Int32Array);
+    this.stats.readbackMs += performance.now() - start;
+    this.stats.readbacks++;
+    const tokens = Array.from(data.subarray(0, count));
+    this.lastToken = tokens[count - 1];
+    return tokens;
   }
 }

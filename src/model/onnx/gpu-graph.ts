@@ -11,12 +11,13 @@
 //   prune_lm_head.
 // * "static-kv": for a decoder that drives onnxruntime directly (src/gpu/fast-decoder). The KV
 //   cache is a fixed-capacity buffer [1, kvH, max_length, hd] per layer that the caller binds as
-//   both past input and present output (GroupQueryAttention then writes the new rows in place, and
-//   onnxruntime's WebGPU graph capture accepts it). Positions come from an int32 `seqlens_k` input
-//   (cached tokens + new tokens - 1) instead of an attention mask, and the graph ends in a greedy
-//   token computed on the device, so a decode step moves 8 bytes to the host instead of the logits.
-//   Its outputs `next_token` and `next_seqlens_k` have the shapes of the inputs `input_ids` (for one
-//   token) and `seqlens_k`: bound to the same device buffers, the graph advances its own state.
+//   both past input and present output, so GroupQueryAttention writes the new rows in place and
+//   nothing is copied or reallocated as the context grows. The host passes the lengths
+//   (`seqlens_k` = cached + new tokens - 1, `total_sequence_length`) as host tensors, so no node
+//   waits for a device-to-host copy. The graph ends in the greedy token computed on the device:
+//   `next_token` (shaped like a one-token `input_ids`, so the next step can read it where it lies)
+//   and a ring of the last TOKEN_RING_SIZE tokens (`token_ring` -> `token_ring_next`, the new token
+//   at `ring_slot`), so the host can queue many steps and read their tokens back in one transfer.
 import { FINAL_NORM, layerWeightNames } from "../weights.js";
 import { float } from "./graph-builder.js";
 import { MICROSOFT_DOMAIN } from "./graph-builder.js";
@@ -28,6 +29,9 @@ export type GpuGraphInterface = "transformers" | "static-kv";
 
 /** Symbolic KV-capacity dimension of the static-kv interface. */
 export const STATIC_KV_CAPACITY_DIM = "max_length";
+
+/** Tokens the static-kv graph's token ring holds: steps the host may queue between readbacks. */
+export const TOKEN_RING_SIZE = 64;
 
 const INT32_MAX = 2147483647;
 
@@ -62,23 +66,22 @@ function transformersIo(ctx: LlamaGraphContext): GraphIo {
 }
 
 /**
- * static-kv: int32 ids [1, S], seqlens_k [1], fixed-capacity caches; outputs logits of the last
- * position, the greedy next token and the next seqlens_k. Every value stays on the device and no
- * node needs a shape read back to the host, as graph capture requires.
+ * static-kv: int32 ids [1, S], host-side lengths, fixed-capacity caches and the token ring; outputs
+ * logits of the last position, the greedy next token and the updated ring.
  */
 function staticKvIo(ctx: LlamaGraphContext): GraphIo {
   const { g, args, hd, io } = ctx;
   const inputIds = g.input("input_ids", DataType.INT32, [1, "sequence_length"]);
   const seqlensK = g.input("seqlens_k", DataType.INT32, [1]);
+  const totalLength = g.input("total_sequence_length", DataType.INT32, []);
+  const ring = g.input("token_ring", DataType.INT32, [TOKEN_RING_SIZE]);
+  const slot = g.input("ring_slot", DataType.INT32, [1]);
   const kvDims = [1, args.n_kv_heads, STATIC_KV_CAPACITY_DIM, hd];
   const past: KvPair[] = [];
   for (let i = 0; i < args.n_layers; i++) {
     past.push({ key: g.input(`past_key_values.${i}.key`, io, kvDims), value: g.input(`past_key_values.${i}.value`, io, kvDims) });
   }
-  const int32 = (values: number[], scalar = false) => g.constant(DataType.INT32, scalar ? [] : [values.length], Int32Array.from(values), "i32");
-  // seqlens_k + 1 = tokens attended by the last new token; its maximum (a scalar) is the total length.
-  const attended = g.op("Add", [seqlensK, int32([1])]);
-  const totalLength = g.op("ReduceMax", [attended], { keepdims: 0 });
+  const int32 = (values: number[], dims: number[]) => g.constant(DataType.INT32, dims, Int32Array.from(values), "i32");
   return {
     inputIds,
     past,
@@ -92,17 +95,17 @@ function staticKvIo(ctx: LlamaGraphContext): GraphIo {
       // kernel runs one thread per output element, i.e. a single thread over 128k logits.
       const best = g.op("ReduceMax", [logits], { keepdims: 1 }); // [1, 1, 1]
       const isBest = g.op("Equal", [logits, best]);
-      const vocabIndex = g.constant(DataType.INT32, [args.vocab_size], Int32Array.from({ length: args.vocab_size }, (_, i) => i), "vocab_index");
-      const candidates = g.op("Where", [isBest, vocabIndex, int32([INT32_MAX], true)]); // [1, 1, V]
+      const vocabIndex = int32(Array.from({ length: args.vocab_size }, (_, i) => i), [args.vocab_size]);
+      const candidates = g.op("Where", [isBest, vocabIndex, int32([INT32_MAX], [])]); // [1, 1, V]
       g.node("ReduceMin", [candidates, g.int64([2])], { attrs: { keepdims: 0 }, outputs: ["next_token"] }); // [1, 1]
-      // next_seqlens_k = seqlens_k + 1, made to depend on the token (+ 0 · token) so that it is
-      // written after every node that reads seqlens_k when both are bound to one buffer; and it
-      // reads `attended`, not the input, because one kernel may not read and write one buffer.
-      const afterToken = g.op("Mul", [g.op("Reshape", ["next_token", g.int64([1])]), int32([0])]);
-      g.node("Add", [attended, afterToken], { outputs: ["next_seqlens_k"] });
+      // token_ring_next = token_ring with next_token at ring_slot. The caller binds it to a second
+      // buffer (one kernel may not read and write the same buffer) and alternates the two.
+      const ringIndex = int32(Array.from({ length: TOKEN_RING_SIZE }, (_, i) => i), [TOKEN_RING_SIZE]);
+      const atSlot = g.op("Equal", [ringIndex, slot]);
+      g.node("Where", [atSlot, g.op("Reshape", ["next_token", g.int64([1])]), ring], { outputs: ["token_ring_next"] });
       g.output(logits, io, [1, 1, args.vocab_size]);
       g.output("next_token", DataType.INT32, [1, 1]);
-      g.output("next_seqlens_k", DataType.INT32, [1]);
+      g.output("token_ring_next", DataType.INT32, [TOKEN_RING_SIZE]);
       for (let i = 0; i < args.n_layers; i++) {
         const p = ctx.presentNames(i);
         g.output(p.key, io, kvDims);
