@@ -193,6 +193,7 @@ interface WorkerHandle {
   stop(): Promise<void>;
 }
 
+/** The FIFO worker is started with MAX_RUNNING=1 explicitly (the CPU default is 4, see src/gpu/config.ts). */
 async function startWorker(dir: string, maxRunning = 1): Promise<WorkerHandle> {
   const secret = randomBytes(24).toString("hex");
   const entry = opts["worker-entry"] ? [resolve(opts["worker-entry"])] : ["--import", "tsx", join(ROOT, "src/gpu/main.ts")];

@@ -52,7 +52,8 @@ const envSchema = z.object({
       message: "WORKER_SECRET must hold secrets of at least 16 characters",
     }),
   QUEUE_CAPACITY: intFromEnv("QUEUE_CAPACITY", 0, 16),
-  MAX_RUNNING: intFromEnv("MAX_RUNNING", 1, 1),
+  /** 0: by device (see DEFAULT_MAX_RUNNING). */
+  MAX_RUNNING: intFromEnv("MAX_RUNNING", 1, 0),
   BATCH_DECODE: z.enum(["auto", "off"], { error: "BATCH_DECODE must be auto or off" }).default("auto"),
   KV_BUDGET_BYTES: intFromEnv("KV_BUDGET_BYTES", 0, 1024 ** 3),
   MAX_CONTEXT: intFromEnv("MAX_CONTEXT", 2, 0),
@@ -62,6 +63,14 @@ const envSchema = z.object({
   CPU_THREADS: intFromEnv("CPU_THREADS", 0, 0),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
+
+/**
+ * Generations admitted at once when MAX_RUNNING is not set. On the CPU, generations admitted together share
+ * batched decode steps, which raised aggregate throughput 1.4–1.7× and cut time to first token under load by
+ * 5–8× in scripts/bench-worker.ts (docs/benchmarks.md). On GPUs the caches are not batched (they would have to
+ * leave the device to be merged) and alternating steps only lost throughput, so one at a time.
+ */
+export const DEFAULT_MAX_RUNNING: Record<Device, number> = { cpu: 4, webgpu: 1, cuda: 1 };
 
 export interface WorkerConfig {
   modelDir: string;
@@ -75,8 +84,8 @@ export interface WorkerConfig {
   secrets: string[];
   queueCapacity: number;
   /**
-   * Generations admitted at once. They interleave one decode step at a time on the JS thread (onnxruntime
-   * runs synchronously), which shortens time to first token under load without adding throughput. 1: FIFO.
+   * Generations admitted at once (default by device, DEFAULT_MAX_RUNNING). They alternate decode steps on the
+   * JS thread (onnxruntime runs synchronously); on the CPU their steps are batched (batchDecode). 1: FIFO.
    */
   maxRunning: number;
   /**
@@ -115,7 +124,7 @@ export function configFromEnv(env: Record<string, string | undefined>): WorkerCo
     port: e.PORT,
     secrets: e.WORKER_SECRET,
     queueCapacity: e.QUEUE_CAPACITY,
-    maxRunning: e.MAX_RUNNING,
+    maxRunning: e.MAX_RUNNING || DEFAULT_MAX_RUNNING[e.DEVICE],
     batchDecode: e.BATCH_DECODE,
     kvBudgetBytes: e.KV_BUDGET_BYTES,
     maxContext: e.MAX_CONTEXT,

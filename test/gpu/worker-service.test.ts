@@ -25,7 +25,7 @@ let worker: WorkerProcess;
 
 beforeAll(async () => {
   modelDir = (await tinyWorkerModel()).dir;
-  worker = await startWorker({ MODEL_DIR: modelDir, QUEUE_CAPACITY: "1", KEEPALIVE_MS: "100" });
+  worker = await startWorker({ MODEL_DIR: modelDir, QUEUE_CAPACITY: "1", MAX_RUNNING: "1", KEEPALIVE_MS: "100" });
 });
 afterAll(async () => {
   await worker?.stop();
@@ -254,5 +254,9 @@ describe("start-up refusals", () => {
     expect(() => configFromEnv({ ...env, WORKER_SECRET: "short" })).toThrow(/at least 16 characters/);
     expect(() => configFromEnv({ ...env, QUEUE_CAPACITY: "-1" })).toThrow(/QUEUE_CAPACITY must be an integer >= 0/);
     expect(configFromEnv({ ...env, WORKER_SECRET: "0123456789abcdef-1, 0123456789abcdef-2" }).secrets).toHaveLength(2);
+    // One generation at a time on GPUs; batched side by side on the CPU; MAX_RUNNING overrides.
+    expect(configFromEnv({ ...env, DEVICE: "webgpu" }).maxRunning).toBe(1);
+    expect(configFromEnv({ ...env, DEVICE: "cpu" }).maxRunning).toBe(4);
+    expect(configFromEnv({ ...env, DEVICE: "cpu", MAX_RUNNING: "1" }).maxRunning).toBe(1);
   });
 });
