@@ -222,6 +222,20 @@ async function main(): Promise<void> {
       while (!arrivals.has(`msg_${json.id.slice(4)}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     }
 
+    // One job at a time: the delay of a job that waits behind nobody.
+    const single = await createEndpoint();
+    const alone: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const at = now();
+      const res = await fetch(`${edgeUrl}/v1/jobs`, { method: "POST", headers, body: body(1000 + i, single) });
+      const json = (await res.json()) as { id?: string };
+      if (json.id === undefined) throw new Error(`single submit answered ${res.status}: ${JSON.stringify(json)}`);
+      const webhookId = `msg_${json.id.slice(4)}`;
+      const deadline = Date.now() + 60_000;
+      while (!arrivals.has(webhookId) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      alone.push(arrivals.get(webhookId)![0]! - at);
+    }
+
     const clean = await phase("jobs", 0);
     const flaky = await phase(`jobs, 1 in ${FAIL_EVERY} first attempts failing`, FAIL_EVERY);
 
@@ -249,6 +263,7 @@ async function main(): Promise<void> {
       "",
       "| run | jobs | accepted/s | POST /v1/jobs p50 / p99 ms | delivered/s | submit→verified delivery p50 ms | p99 ms | lost | duplicated | bad signatures |",
       "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+      `| one job at a time (10 jobs) | 10 | | | | ${fmt(percentile(alone, 50), 0)} | ${fmt(percentile(alone, 99), 0)} | | | |`,
       row("jobs, receiver always 200", clean),
       row(`jobs, first attempt of ${flaky.failuresInjected} jobs answered 500`, flaky),
       "",
