@@ -33,8 +33,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const workers = new Map<string, WorkerProcess>();
   let next = 0;
 
+  // MAX_RUNNING 1: the workers behave like GPU workers (one generation at a time, the rest queue), which the
+  // queueing and routing tests rely on; on CPU the worker's own default would batch 4.
   const spawnWorker = async (env: Record<string, string> = {}) => {
-    const worker = await startWorker({ MODEL_DIR: modelDir, DEVICE: "cpu", KEEPALIVE_MS: "100", ...env, WORKER_SECRET: secret });
+    const worker = await startWorker({ MODEL_DIR: modelDir, DEVICE: "cpu", KEEPALIVE_MS: "100", MAX_RUNNING: "1", ...env, WORKER_SECRET: secret });
     const id = String(next++);
     workers.set(id, worker);
     return { id, url: worker.url };
