@@ -155,7 +155,7 @@ async function main(): Promise<void> {
   const port = Number(args["edge-port"]);
   const edgeUrl = `http://127.0.0.1:${port}`;
   const bundle = await bundleWorker(join(ROOT, "build", "edge-bench"));
-  const wrangler = startWranglerDev(vars, port, !args.verbose, bundle);
+  const wrangler = startWranglerDev(vars, port, !args.verbose, { bundle });
   const cleanup = () => {
     wrangler.kill("SIGTERM");
     gpu.child.kill("SIGTERM");

@@ -18,14 +18,14 @@
  *    clients and from 5 (the consumer's batch: locally the queue runs one batch at a time, so that is the
  *    jobs' GPU concurrency): requests/s and latency p50/p99, with the jobs/sync throughput ratio.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Webhook } from "standardwebhooks";
 import { startReceiver, type RecordedRequest } from "../test/edge/jobs/receiver.js";
-import { ensureDevModel, ROOT, startGpuWorker, waitForHttp } from "./dev-stack.js";
+import { bundleWorker, ensureDevModel, ROOT, startGpuWorker, startWranglerDev, waitForHttp } from "./dev-stack.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -84,32 +84,17 @@ interface PhaseResult {
   failuresInjected: number;
 }
 
-const BIN = join(ROOT, "node_modules", ".bin");
-const OFFLINE = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
-
 /**
- * `wrangler dev` on 127.0.0.1:`port`, offline, serving a frozen build of the Worker: `wrangler dev` on the
- * sources rebuilds and reloads on every file change, and a reload drops the local queue's in-memory
- * messages, which would be counted as lost jobs (in production Queues are durable, and the jobs' watchdog
- * alarms re-queue them anyway). State goes to a fresh directory. Vars go through an env file with
- * single-quoted values: wrangler's .env parser keeps `\"` inside double quotes literally, which would break
- * JSON-valued variables such as WEBHOOK_SECRETS.
+ * `wrangler dev`, offline, serving a frozen build of the Worker: `wrangler dev` on the sources rebuilds and
+ * reloads on every file change, and a reload drops the local queue's in-memory messages, which would be counted
+ * as lost jobs (in production Queues are durable, and the jobs' watchdog alarms re-queue them anyway). State
+ * goes to a fresh directory.
  */
-function startWrangler(vars: Record<string, string>, port: number, verbose: boolean): ChildProcess {
+async function startWrangler(vars: Record<string, string>, port: number, verbose: boolean): Promise<ChildProcess> {
   const dir = join(ROOT, "build", "bench-jobs");
   rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const env = { ...process.env, PATH: `${BIN}:${process.env.PATH ?? ""}`, ...OFFLINE };
-  const built = spawnSync(join(BIN, "wrangler"), ["deploy", "--dry-run", "--outdir", join(dir, "worker")], { cwd: ROOT, env, encoding: "utf8" });
-  if (built.status !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${built.stderr}`);
-  const config = readFileSync(join(ROOT, "wrangler.toml"), "utf8").replace(/^main = .*$/m, 'main = "worker/worker.js"\nno_bundle = true');
-  writeFileSync(join(dir, "wrangler.toml"), config);
-  const envFile = join(dir, "vars.env");
-  for (const [k, v] of Object.entries(vars)) if (v.includes("'") || v.includes("\n")) throw new Error(`${k}: value cannot be single-quoted`);
-  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}='${v}'`).join("\n") + "\n", { mode: 0o600 });
-  const argv = ["dev", "-c", join(dir, "wrangler.toml"), "--ip", "127.0.0.1", "--port", String(port), "--env-file", envFile];
-  argv.push("--persist-to", join(dir, "state"), "--show-interactive-dev-session=false", "--log-level", verbose ? "log" : "warn");
-  return spawn(join(BIN, "wrangler"), argv, { cwd: dir, env, stdio: ["ignore", verbose ? "inherit" : "ignore", "inherit"] });
+  const bundle = await bundleWorker(join(dir, "worker"));
+  return startWranglerDev(vars, port, !verbose, { bundle, persistTo: join(dir, "state") });
 }
 
 async function main(): Promise<void> {
@@ -133,7 +118,7 @@ async function main(): Promise<void> {
   };
   const port = Number(args["edge-port"]);
   const edgeUrl = `http://127.0.0.1:${port}`;
-  const wrangler = startWrangler(vars, port, args.verbose === true);
+  const wrangler = await startWrangler(vars, port, args.verbose === true);
   const cleanup = () => {
     wrangler.kill("SIGTERM");
     gpu.child.kill("SIGTERM");

@@ -97,15 +97,33 @@ export function bundleWorker(outDir: string): Promise<string> {
 }
 
 /**
- * Starts the Worker under `wrangler dev` on 127.0.0.1:`port` with Cloudflare's network features off. `vars`
- * go through an env file (wrangler shows them as hidden), so secrets are not printed. With `bundle`, that
- * pre-built entry is served as is (`--no-bundle`) instead of building and watching the sources.
+ * Writes `vars` as a wrangler env file. Values are single-quoted: wrangler's .env parser keeps `\"` inside
+ * double quotes literally, which would corrupt JSON-valued variables such as WEBHOOK_SECRETS.
  */
-export function startWranglerDev(vars: Record<string, string>, port: number, quiet: boolean, bundle?: string): ChildProcess {
+function writeEnvFile(path: string, vars: Record<string, string>): void {
+  for (const [name, value] of Object.entries(vars)) {
+    if (value.includes("'") || value.includes("\n")) throw new Error(`${name}: a value with a single quote or a newline cannot go into an env file`);
+  }
+  writeFileSync(path, Object.entries(vars).map(([k, v]) => `${k}='${v}'`).join("\n") + "\n", { mode: 0o600 });
+}
+
+export interface WranglerDevOptions {
+  /** A pre-built entry (see bundleWorker), served as is (`--no-bundle`) instead of building and watching the sources. */
+  bundle?: string;
+  /** Local state directory (Durable Objects, KV, queues); default: wrangler's own under .wrangler/. */
+  persistTo?: string;
+}
+
+/**
+ * Starts the Worker under `wrangler dev` on 127.0.0.1:`port` with Cloudflare's network features off. `vars`
+ * go through an env file (wrangler shows them as hidden), so secrets are not printed.
+ */
+export function startWranglerDev(vars: Record<string, string>, port: number, quiet: boolean, options: WranglerDevOptions = {}): ChildProcess {
+  const { bundle, persistTo } = options;
   const dir = join(ROOT, "build", "dev");
   mkdirSync(dir, { recursive: true });
   const envFile = join(dir, `edge-${port}.env`);
-  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join("\n") + "\n", { mode: 0o600 });
+  writeEnvFile(envFile, vars);
   return spawn(
     join(BIN, "wrangler"),
     [
@@ -118,6 +136,7 @@ export function startWranglerDev(vars: Record<string, string>, port: number, qui
       "--env-file",
       envFile,
       "--show-interactive-dev-session=false",
+      ...(persistTo ? ["--persist-to", persistTo] : []),
       ...(quiet ? ["--log-level", "warn"] : []),
     ],
     {
