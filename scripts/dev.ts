@@ -9,7 +9,7 @@
  *  4. the URL and a curl command that works as printed.
  *
  * Settings (environment): MODEL_DIR, DEVICE (cpu | webgpu | cuda), DTYPE, EDGE_PORT (8787), GPU_PORT (8788),
- * DEV_API_KEY (default: random), and any gateway variable of docs/edge.md (MODEL_ID, CORS_ORIGINS, …), which is
+ * DEV_API_KEY (default: random), DEV_WEBHOOK_SECRET (default: random whsec_), and any gateway variable of docs/edge.md (MODEL_ID, CORS_ORIGINS, …), which is
  * passed to the Worker. Ctrl-C stops both processes.
  */
 import type { ChildProcess } from "node:child_process";
@@ -45,10 +45,15 @@ async function main(): Promise<void> {
   say(`GPU worker ready at ${gpu.url} (model loaded in ${gpu.loadMs} ms)`);
 
   const apiKey = process.env.DEV_API_KEY ?? `sk-dev-${randomBytes(12).toString("hex")}`;
+  const webhookSecret = process.env.DEV_WEBHOOK_SECRET ?? `whsec_${randomBytes(32).toString("base64")}`;
   const vars: Record<string, string> = {
     GPU_WORKERS: gpu.url,
     WORKER_SECRET: secret,
     API_KEY_HASHES: createHash("sha256").update(apiKey).digest("hex"),
+    // Webhook jobs work out of the box: one signing key any API key may use, and callbacks to loopback over
+    // http (a local receiver), which production refuses.
+    WEBHOOK_SECRETS: JSON.stringify({ default: { secrets: [webhookSecret], owners: ["*"] } }),
+    WEBHOOK_DEV_MODE: "true",
   };
   for (const name of GATEWAY_VARIABLES) if (!(name in vars) && process.env[name] !== undefined) vars[name] = process.env[name]!;
   const port = Number(process.env.EDGE_PORT ?? "8787");
@@ -73,6 +78,7 @@ async function main(): Promise<void> {
       "",
       `llama-edge is up: ${edgeUrl}  (GPU worker ${gpu.url}, model ${modelDir})`,
       `development API key: ${apiKey}`,
+      `webhook signing secret (Standard Webhooks, for POST /v1/jobs deliveries): ${webhookSecret}`,
       "",
       "try:",
       `  curl -N ${edgeUrl}/v1/chat/completions \\`,
