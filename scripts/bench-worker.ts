@@ -17,7 +17,7 @@
  * Greedy decoding everywhere, stop tokens disabled, so every run generates exactly --new-tokens tokens.
  * --preset builds a random-weight model into build/bench-models/ once (shapes are real, text is noise).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -30,6 +30,7 @@ import { buildModelFolder } from "../src/model/onnx/index.js";
 import { Rng } from "../src/model/rng.js";
 import { randomWeights } from "../src/model/weights.js";
 import { createWorkerClient, type WorkerClient } from "../src/protocol/index.js";
+import { spawnGpuWorker } from "./gpu-process.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -196,11 +197,9 @@ interface WorkerHandle {
 /** The FIFO worker is started with MAX_RUNNING=1 explicitly (the CPU default is 4, see src/gpu/config.ts). */
 async function startWorker(dir: string, maxRunning = 1): Promise<WorkerHandle> {
   const secret = randomBytes(24).toString("hex");
-  const entry = opts["worker-entry"] ? [resolve(opts["worker-entry"])] : ["--import", "tsx", join(ROOT, "src/gpu/main.ts")];
-  const child = spawn(process.execPath, entry, {
-    cwd: ROOT,
+  const { child, url } = await spawnGpuWorker({
+    args: opts["worker-entry"] ? [resolve(opts["worker-entry"])] : undefined,
     env: {
-      ...process.env,
       MODEL_DIR: dir,
       DEVICE: device,
       DTYPE: dtype,
@@ -212,26 +211,9 @@ async function startWorker(dir: string, maxRunning = 1): Promise<WorkerHandle> {
       CPU_THREADS: String(threads),
       LOG_LEVEL: "info",
     },
-    stdio: ["ignore", "pipe", "inherit"],
+    stderr: "inherit",
   });
-  const port = await new Promise<number>((resolvePort, reject) => {
-    let buffered = "";
-    let port = 0;
-    child.stdout!.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString("utf8");
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (!line.startsWith("{")) continue;
-        const record = JSON.parse(line) as { event: string; port?: number };
-        if (record.event === "listening") port = record.port!;
-        if (record.event === "ready") resolvePort(port);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`worker exited with ${code}`)));
-  });
-  const client = createWorkerClient({ baseUrl: `http://127.0.0.1:${port}`, secret });
+  const client = createWorkerClient({ baseUrl: url, secret });
   return {
     client,
     child,

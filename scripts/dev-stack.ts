@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { PRESETS } from "../src/model/config.js";
 import { buildModelFolder, type BuildProgress } from "../src/model/onnx/index.js";
 import { randomWeights } from "../src/model/weights.js";
+import { spawnGpuWorker } from "./gpu-process.js";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "node_modules", ".bin");
@@ -46,36 +47,17 @@ export interface GpuWorkerProcess {
   loadMs: number;
 }
 
-/** Starts `src/gpu/main.ts` and resolves once it logs `ready`; warnings and errors are echoed. */
-export function startGpuWorker(env: Record<string, string>, echo: (line: string) => void): Promise<GpuWorkerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src", "gpu", "main.ts")], {
-    cwd: ROOT,
-    env: { ...process.env, DEVICE: "cpu", HOST: "127.0.0.1", ...env },
-    stdio: ["ignore", "pipe", "inherit"],
+/** Starts `src/gpu/main.ts` on the CPU and resolves once it logs `ready`; warnings, errors and non-JSON output are echoed. */
+export async function startGpuWorker(env: Record<string, string>, echo: (line: string) => void): Promise<GpuWorkerProcess> {
+  const { url, child, loadMs } = await spawnGpuWorker({
+    env: { DEVICE: "cpu", HOST: "127.0.0.1", ...env },
+    stderr: "inherit",
+    onRecord: (record, line) => {
+      if (record.event !== "ready" && (record.level === "warn" || record.level === "error")) echo(line);
+    },
+    onOtherLine: echo,
   });
-  return new Promise((resolve, reject) => {
-    let buffered = "";
-    let url = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString("utf8");
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        let record: { event?: string; level?: string; port?: number; load_ms?: number };
-        try {
-          record = JSON.parse(line);
-        } catch {
-          echo(line);
-          continue;
-        }
-        if (record.event === "listening") url = `http://127.0.0.1:${record.port}`;
-        if (record.event === "ready") resolve({ url, child, loadMs: record.load_ms ?? 0 });
-        else if (record.level === "warn" || record.level === "error") echo(line);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`the GPU worker exited with code ${code} before it was ready`)));
-  });
+  return { url, child, loadMs };
 }
 
 /** Offline wrangler (docs/edge-notes.md §1): no Request.cf download, no metrics. */

@@ -14,9 +14,9 @@ import {
   type StartEvent,
   type WorkerEvent,
 } from "../../../src/protocol/index.js";
+import { GPU_WORKER_ARGS, spawnGpuWorker } from "../../../scripts/gpu-process.js";
 
 export const REPO_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-const MAIN = fileURLToPath(new URL("../../../src/gpu/main.ts", import.meta.url));
 
 export interface LogLine {
   event: string;
@@ -49,39 +49,15 @@ export interface GenerateResult {
 /** Starts a worker on a free port and resolves once it logs `ready`. */
 export async function startWorker(env: Record<string, string>): Promise<WorkerProcess> {
   const secret = randomBytes(24).toString("hex");
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", WORKER_SECRET: secret, LOG_LEVEL: "debug", CPU_THREADS: "1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
   const logs: LogLine[] = [];
-  let stderr = "";
-  let port = 0;
-  let exitCode: number | null | undefined;
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve((exitCode = code))));
-  const ready = new Promise<void>((resolve, reject) => {
-    let buffered = "";
-    child.stdout!.on("data", (chunk: Buffer) => {
-      buffered += chunk.toString("utf8");
-      let nl: number;
-      while ((nl = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        try {
-          const record = JSON.parse(line) as LogLine;
-          logs.push(record);
-          if (record.event === "listening") port = record.port as number;
-          if (record.event === "ready") resolve();
-        } catch {
-          logs.push({ event: "non_json_output", level: "?", line });
-        }
-      }
-    });
-    child.stderr!.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
-    void exited.then((code) => reject(new Error(`worker exited with ${code} before ready: ${stderr}`)));
+  const { child, url, exited } = await spawnGpuWorker({
+    env: { PORT: "0", HOST: "127.0.0.1", WORKER_SECRET: secret, LOG_LEVEL: "debug", CPU_THREADS: "1", ...env },
+    stderr: "pipe",
+    onRecord: (record) => logs.push(record as LogLine),
+    onOtherLine: (line) => logs.push({ event: "non_json_output", level: "?", line }),
   });
-  await ready;
-  const url = `http://127.0.0.1:${port}`;
+  let exitCode: number | null | undefined;
+  void exited.then((code) => (exitCode = code));
 
   const request: WorkerProcess["request"] = async (path, init = {}) => {
     const method = init.method ?? (init.body === undefined ? "GET" : "POST");
@@ -135,7 +111,7 @@ export async function startWorker(env: Record<string, string>): Promise<WorkerPr
 
 /** Runs the worker entry point expecting it to refuse to start; returns exit code and stderr. */
 export async function startWorkerExpectingFailure(env: Record<string, string | undefined>): Promise<{ code: number | null; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN], {
+  const child = spawn(process.execPath, GPU_WORKER_ARGS, {
     cwd: REPO_ROOT,
     env: { ...process.env, PORT: "0", WORKER_SECRET: "0123456789abcdef-secret", ...env } as NodeJS.ProcessEnv,
     stdio: ["ignore", "pipe", "pipe"],
