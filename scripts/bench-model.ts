@@ -35,6 +35,7 @@ import { encodeModel } from "../src/model/onnx/onnx-proto.js";
 import { randomWeights } from "../src/model/weights.js";
 import { StaticKvDecoder } from "../src/gpu/fast-decoder/static-kv-decoder.js";
 import { staticKvFileName } from "../src/model/onnx/index.js";
+import { OrtDecoder, argmax, relativeError } from "./ort-decoder.js";
 
 const HELP = `Usage: npx tsx scripts/bench-model.ts [options]
 
@@ -584,41 +585,6 @@ interface Parity {
   deviceArgmaxMismatches: number;
 }
 
-function argmax(values: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
-  return best;
-}
-
-function relativeError(actual: Float32Array, expected: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
-
-function toFloat32(t: ort.Tensor): Float32Array {
-  if (t.type === "float32") return t.data as Float32Array;
-  const bits = t.data as Uint16Array;
-  const out = new Float32Array(bits.length);
-  const view = new DataView(new ArrayBuffer(4));
-  for (let i = 0; i < bits.length; i++) {
-    const h = bits[i];
-    const sign = (h & 0x8000) << 16;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) out[i] = (h & 0x8000 ? -1 : 1) * frac * 2 ** -24;
-    else {
-      view.setUint32(0, sign | (exp === 31 ? 0x7f800000 | (frac << 13) : ((exp + 112) << 23) | (frac << 13)));
-      out[i] = view.getFloat32(0);
-    }
-  }
-  return out;
-}
-
 /**
  * A 32-token prompt and 16 greedy steps through both graphs on the device: the transformers.js
  * graph in a plain session (caches through the host, as the builder's CPU tests drive it) and the
@@ -627,29 +593,14 @@ function toFloat32(t: ort.Tensor): Float32Array {
 async function checkParity(o: Cli, dir: string, dtype: ModelDtype): Promise<Parity> {
   const steps = 16;
   const prompt = randomPrompt(32, 7);
-  const session = await ort.InferenceSession.create(join(dir, "onnx", onnxFileName(dtype)), { executionProviders: [o.device], logSeverityLevel: 3 });
+  const peer = await OrtDecoder.open(dir, dtype, { executionProviders: [o.device], logSeverityLevel: 3 });
   const decoder = await StaticKvDecoder.open({ modelPath: join(dir, "onnx", staticKvFileName(dtype)), device: o.device, capacity: 64, logits: true });
   const result: Parity = { steps, worstRelativeError: 0, tokenMismatches: 0, deviceArgmaxMismatches: 0 };
   try {
-    const past: Record<string, ort.Tensor> = {};
-    for (const meta of session.inputMetadata) {
-      if (!meta.isTensor || !meta.name.startsWith("past_key_values.")) continue;
-      const dims = meta.shape.map((d) => (typeof d === "number" ? d : d === "batch_size" ? 1 : 0));
-      past[meta.name] = meta.type === "float16" ? new ort.Tensor("float16", new Uint16Array(0), dims) : new ort.Tensor("float32", new Float32Array(0), dims);
-    }
     let input = prompt;
-    let total = 0;
     let fast = await decoder.prefill(prompt);
     for (let s = 0; s < steps; s++) {
-      total += input.length;
-      const out = await session.run({
-        ...past,
-        input_ids: new ort.Tensor("int64", BigInt64Array.from(input, BigInt), [1, input.length]),
-        attention_mask: new ort.Tensor("int64", new BigInt64Array(total).fill(1n), [1, total]),
-        num_logits_to_keep: new ort.Tensor("int64", BigInt64Array.of(1n), []),
-      });
-      for (const name of Object.keys(past)) past[name] = out[name.replace("past_key_values", "present")];
-      const want = toFloat32(out.logits);
+      const want = (await peer.step(input)).logits;
       result.worstRelativeError = Math.max(result.worstRelativeError, relativeError(fast.logits!, want));
       const token = argmax(want);
       if (fast.token !== token) result.tokenMismatches++;
@@ -660,7 +611,7 @@ async function checkParity(o: Cli, dir: string, dtype: ModelDtype): Promise<Pari
     }
   } finally {
     await decoder.dispose();
-    await session.release();
+    await peer.release();
   }
   console.error(`  parity ${dtype}: worst relative logits error ${result.worstRelativeError.toExponential(2)}, token mismatches ${result.tokenMismatches}/${steps}`);
   return result;

@@ -1,15 +1,17 @@
-// Tiny model folders built by the ONNX builder in the test run, shared by test files, plus a
-// step-by-step onnxruntime decoder for comparing built models with the reference forward pass.
+// Tiny model folders built by the ONNX builder in the test run, shared by test files, plus greedy
+// parity of built models with the reference forward pass (through scripts/ort-decoder.ts, which the
+// model benchmark shares).
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import * as ort from "onnxruntime-node";
 import { PRESETS, isPresetName } from "../../src/model/config.js";
-import { buildModelFolder, onnxFileName, type GraphFlavour, type ModelDtype } from "../../src/model/onnx/index.js";
-import { float16BitsToFloat32 } from "../../src/model/safetensors.js";
+import { buildModelFolder, type GraphFlavour, type ModelDtype } from "../../src/model/onnx/index.js";
 import { inMemoryWeights, loadAll, randomWeights } from "../../src/model/weights.js";
 import type { WeightSource } from "../../src/model/tensor.js";
+import { OrtDecoder, argmax, relativeError } from "../../scripts/ort-decoder.js";
+
+export { OrtDecoder, QDQ_FLOAT_ACCURACY, argmax, relativeError } from "../../scripts/ort-decoder.js";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const MODELS_DIR = join(REPO_ROOT, "build", "test-models");
@@ -19,6 +21,8 @@ export interface TinyModelOptions {
   seed?: number;
   flavour?: GraphFlavour;
   dtypes?: ModelDtype[];
+  /** Also write the static-KV decoder graph per dtype (gpu flavour; src/gpu/fast-decoder). */
+  staticKv?: boolean;
 }
 
 const weightCache = new Map<string, WeightSource>();
@@ -58,7 +62,8 @@ export async function tinyModelDir(opts: TinyModelOptions = {}): Promise<string>
   const seed = opts.seed ?? 1;
   const flavour = opts.flavour ?? "gpu";
   const dtypes = opts.dtypes ?? ["fp32"];
-  const key = `${preset}-s${seed}-${flavour}-${dtypes.join("+")}`;
+  const staticKv = opts.staticKv ?? false;
+  const key = `${preset}-s${seed}-${flavour}-${dtypes.join("+")}${staticKv ? "-static-kv" : ""}`;
   const dir = join(MODELS_DIR, `${key}-${builderSourceHash()}`);
   if (existsSync(dir)) return dir;
   pruneStale(key);
@@ -67,7 +72,7 @@ export async function tinyModelDir(opts: TinyModelOptions = {}): Promise<string>
   const tmp = `${dir}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   mkdirSync(tmp, { recursive: true });
   try {
-    await buildModelFolder({ outDir: tmp, weights: tinyWeights(preset, seed), flavour, dtypes, accuracyLevel: 0 });
+    await buildModelFolder({ outDir: tmp, weights: tinyWeights(preset, seed), flavour, dtypes, accuracyLevel: 0, staticKv });
     try {
       renameSync(tmp, dir);
     } catch (e) {
@@ -86,92 +91,6 @@ function pruneStale(key: string): void {
   const stale = new RegExp(`^${key.replace(/[.+]/g, "\\$&")}-[0-9a-f]{10}(\\.tmp-.*)?$`);
   for (const entry of readdirSync(MODELS_DIR)) {
     if (stale.test(entry) && !entry.startsWith(current)) rmSync(join(MODELS_DIR, entry), { recursive: true, force: true });
-  }
-}
-
-/** Session config entries that keep onnxruntime's fused 4-bit matmuls in float arithmetic. */
-export const QDQ_FLOAT_ACCURACY = { session: { qdq_matmulnbits_accuracy_level: "0" } };
-
-/** Last-axis argmax. */
-export function argmax(values: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
-  return best;
-}
-
-/** max |a - b| / max |b|: the error relative to the logits' scale. */
-export function relativeError(actual: Float32Array, expected: Float32Array): number {
-  if (actual.length !== expected.length) throw new Error(`length ${actual.length} != ${expected.length}`);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return diff / scale;
-}
-
-function toFloat32(t: ort.Tensor): Float32Array {
-  if (t.type === "float32") return t.data as Float32Array;
-  if (t.type === "float16") return Float32Array.from(t.data as Uint16Array, float16BitsToFloat32);
-  throw new Error(`unexpected logits type ${t.type}`);
-}
-
-/** Runs a built decoder one call at a time with its KV cache, as transformers.js drives it. */
-export class OrtDecoder {
-  private past: Record<string, ort.Tensor> = {};
-  private length = 0;
-
-  private constructor(
-    readonly session: ort.InferenceSession,
-    private readonly nLayers: number,
-  ) {
-    this.reset();
-  }
-
-  static async open(dir: string, dtype: ModelDtype): Promise<OrtDecoder> {
-    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as { num_hidden_layers: number };
-    const session = await ort.InferenceSession.create(join(dir, "onnx", onnxFileName(dtype)), {
-      executionProviders: ["cpu"],
-      extra: QDQ_FLOAT_ACCURACY,
-    });
-    return new OrtDecoder(session, config.num_hidden_layers);
-  }
-
-  /** Empties the cache: past tensors shaped from the graph's input metadata, like transformers.js. */
-  reset(): void {
-    this.past = {};
-    this.length = 0;
-    for (const meta of this.session.inputMetadata) {
-      if (!meta.name.startsWith("past_key_values.") || !meta.isTensor) continue;
-      const dims = meta.shape.map((d) => (d === "batch_size" ? 1 : typeof d === "number" ? d : 0));
-      this.past[meta.name] = meta.type === "float16" ? new ort.Tensor("float16", new Uint16Array(0), dims) : new ort.Tensor("float32", new Float32Array(0), dims);
-    }
-  }
-
-  /** Feeds `tokens` after the cached ones; returns logits [kept positions × vocab] as float32. */
-  async step(tokens: number[], numLogitsToKeep = 1): Promise<{ logits: Float32Array; dims: readonly number[] }> {
-    const total = this.length + tokens.length;
-    const feeds: Record<string, ort.Tensor> = {
-      ...this.past,
-      input_ids: new ort.Tensor("int64", BigInt64Array.from(tokens, BigInt), [1, tokens.length]),
-      attention_mask: new ort.Tensor("int64", new BigInt64Array(total).fill(1n), [1, total]),
-      num_logits_to_keep: new ort.Tensor("int64", BigInt64Array.of(BigInt(numLogitsToKeep)), []),
-    };
-    if (this.session.inputNames.includes("position_ids")) {
-      feeds.position_ids = new ort.Tensor("int64", BigInt64Array.from(tokens, (_, i) => BigInt(this.length + i)), [1, tokens.length]);
-    }
-    const out = await this.session.run(feeds);
-    for (let i = 0; i < this.nLayers; i++) {
-      this.past[`past_key_values.${i}.key`] = out[`present.${i}.key`];
-      this.past[`past_key_values.${i}.value`] = out[`present.${i}.value`];
-    }
-    this.length = total;
-    return { logits: toFloat32(out.logits), dims: out.logits.dims };
-  }
-
-  async release(): Promise<void> {
-    await this.session.release();
   }
 }
 
