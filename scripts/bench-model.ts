@@ -14,7 +14,6 @@ import { BaseStreamer, AutoModelForCausalLM, Tensor, env } from "@huggingface/tr
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import * as ort from "onnxruntime-node";
 import { z } from "zod";
 import { PRESETS, headDim, isPresetName, type ModelArgs } from "../src/model/config.js";
@@ -35,6 +34,7 @@ import { encodeModel } from "../src/model/onnx/onnx-proto.js";
 import { randomWeights } from "../src/model/weights.js";
 import { StaticKvDecoder } from "../src/gpu/fast-decoder/static-kv-decoder.js";
 import { staticKvFileName } from "../src/model/onnx/index.js";
+import { parseCli, positiveIntFlag } from "./cli.js";
 import { OrtDecoder, argmax, relativeError } from "./ort-decoder.js";
 
 const HELP = `Usage: npx tsx scripts/bench-model.ts [options]
@@ -76,12 +76,6 @@ const list = <T extends string>(values: readonly T[], field: string) =>
     .transform((s) => s.split(",").map((v) => v.trim()))
     .refine((l) => l.every((v) => (values as readonly string[]).includes(v)), `${field}: expected a comma-separated list of ${values.join(", ")}`)
     .transform((l) => l as T[]);
-const count = (field: string) =>
-  z
-    .string()
-    .regex(/^\d+$/, `${field}: expected a positive integer`)
-    .transform(Number)
-    .refine((n) => n > 0, `${field}: expected a positive integer`);
 
 const ENGINES = ["transformers", "static-kv", "static-kv-queued", "static-kv-queued-noval"] as const;
 type Engine = (typeof ENGINES)[number];
@@ -92,7 +86,7 @@ const cliSchema = z.object({
   dtype: list(MODEL_DTYPES, "--dtype").optional(),
   flavour: z.enum(GRAPH_FLAVOURS as [GraphFlavour, ...GraphFlavour[]], "--flavour: expected gpu or standard").default("gpu"),
   engines: list(ENGINES, "--engines").optional(),
-  "readback-every": count("--readback-every").default(16),
+  "readback-every": positiveIntFlag("--readback-every").default(16),
   profile: z.boolean().default(false),
   "probe-capture": z.boolean().default(false),
   "build-only": z.boolean().default(false),
@@ -101,8 +95,8 @@ const cliSchema = z.object({
     .transform((s) => s.split(",").map((v) => Number(v.trim())))
     .refine((l) => l.every((n) => Number.isInteger(n) && n > 0), "--contexts: expected a comma-separated list of positive integers")
     .optional(),
-  "new-tokens": count("--new-tokens").default(64),
-  repeats: count("--repeats").default(3),
+  "new-tokens": positiveIntFlag("--new-tokens").default(64),
+  repeats: positiveIntFlag("--repeats").default(3),
   "models-dir": z.string().min(1).default("build/bench-models"),
   rebuild: z.boolean().default(false),
   json: z.string().min(1).optional(),
@@ -121,10 +115,9 @@ function engines(requested: Engine[] | undefined, gpu: boolean, flavour: GraphFl
   return list;
 }
 
-function parseCli() {
-  const { values } = parseArgs({
-    strict: true,
-    options: {
+function parseOptions() {
+  const o = parseCli(
+    {
       device: { type: "string" },
       preset: { type: "string" },
       dtype: { type: "string" },
@@ -141,16 +134,10 @@ function parseCli() {
       rebuild: { type: "boolean" },
       json: { type: "string" },
       "bandwidth-gbs": { type: "string" },
-      help: { type: "boolean" },
     },
-  });
-  if (values.help) {
-    process.stdout.write(HELP);
-    process.exit(0);
-  }
-  const parsed = cliSchema.safeParse(values);
-  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => i.message).join("\n"));
-  const o = parsed.data;
+    cliSchema,
+    HELP,
+  );
   const gpu = o.device === "webgpu";
   return {
     ...o,
@@ -402,7 +389,7 @@ interface ModelResult {
   profiles: ProfileSummary[];
 }
 
-type Cli = ReturnType<typeof parseCli>;
+type Cli = ReturnType<typeof parseOptions>;
 
 interface Measured {
   ttfts: number[];
@@ -800,7 +787,7 @@ async function probeGraphCapture(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const o = parseCli();
+  const o = parseOptions();
   for (const p of o.presets) if (!isPresetName(p)) throw new Error(`--preset: unknown preset ${p}`);
   env.allowRemoteModels = false;
   if (o["build-only"]) {

@@ -4,13 +4,13 @@
 //   npx tsx scripts/build-model.ts --preset tiny --seed 1 --flavour gpu --dtype q4f16,fp16 --out models/tiny
 //   npx tsx scripts/build-model.ts --checkpoint ~/Llama-3.1-8B-Instruct --dtype q4f16 --out models/llama-3.1-8b
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { z } from "zod";
 import { PRESETS, isPresetName } from "../src/model/config.js";
 import { openHfCheckpoint, writeHfCheckpoint } from "../src/model/checkpoint.js";
 import { GRAPH_FLAVOURS, MODEL_DTYPES, buildModelFolder, type BuildProgress, type ModelDtype } from "../src/model/onnx/index.js";
 import type { WeightSource } from "../src/model/tensor.js";
 import { randomWeights } from "../src/model/weights.js";
+import { parseCli, positiveIntFlag } from "./cli.js";
 
 const HELP = `Usage: npx tsx scripts/build-model.ts (--preset <name> [--seed <n>] | --checkpoint <dir>) [options]
 
@@ -35,13 +35,6 @@ Model folder options:
   --help                       this text
 `;
 
-const positiveInt = (field: string) =>
-  z
-    .string()
-    .regex(/^\d+$/, `${field}: expected a positive integer`)
-    .transform(Number)
-    .refine((n) => Number.isSafeInteger(n) && n > 0, `${field}: expected a positive integer`);
-
 const cliSchema = z
   .object({
     preset: z.string().optional(),
@@ -60,7 +53,7 @@ const cliSchema = z
       })
       .refine((list) => new Set(list).size === list.length, "--dtype: a dtype is listed twice")
       .transform((list) => list as ModelDtype[]),
-    "max-positions": positiveInt("--max-positions").optional(),
+    "max-positions": positiveIntFlag("--max-positions").optional(),
     "accuracy-level": z.enum(["0", "1", "2", "3", "4"], "--accuracy-level: expected 0, 1, 2, 3 or 4").transform(Number).optional(),
     tokenizer: z.string().min(1).optional(),
     "no-tokenizer": z.boolean().default(false),
@@ -75,11 +68,9 @@ const cliSchema = z
     if (o.tokenizer !== undefined && o["no-tokenizer"]) fail("--tokenizer and --no-tokenizer exclude each other");
   });
 
-function parseCli(argv: string[]) {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
+function parseOptions(argv: string[]) {
+  return parseCli(
+    {
       preset: { type: "string" },
       seed: { type: "string" },
       checkpoint: { type: "string" },
@@ -93,16 +84,11 @@ function parseCli(argv: string[]) {
       tokenizer: { type: "string" },
       "no-tokenizer": { type: "boolean" },
       "chat-template": { type: "string" },
-      help: { type: "boolean" },
     },
-  });
-  if (values.help) {
-    process.stdout.write(HELP);
-    process.exit(0);
-  }
-  const parsed = cliSchema.safeParse(values);
-  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => i.message).join("\n"));
-  return parsed.data;
+    cliSchema,
+    HELP,
+    argv,
+  );
 }
 
 /** Prints a progress line at most every two seconds, and always the last one. */
@@ -120,7 +106,7 @@ function progressPrinter(label: string): (p: BuildProgress) => void {
 }
 
 async function main(): Promise<void> {
-  const o = parseCli(process.argv.slice(2));
+  const o = parseOptions(process.argv.slice(2));
   const weights: WeightSource = o.checkpoint ? await openHfCheckpoint(o.checkpoint) : randomWeights(PRESETS[o.preset as keyof typeof PRESETS], o.seed);
   const source = o.checkpoint ? `checkpoint ${o.checkpoint}` : `preset ${o.preset}, seed ${o.seed}`;
 
