@@ -57,6 +57,9 @@ const envSchema = z.object({
   BATCH_DECODE: z.enum(["auto", "off"], { error: "BATCH_DECODE must be auto or off" }).default("auto"),
   KV_BUDGET_BYTES: intFromEnv("KV_BUDGET_BYTES", 0, 1024 ** 3),
   MAX_CONTEXT: intFromEnv("MAX_CONTEXT", 2, 0),
+  FAST_DECODER: z.enum(["auto", "off"], { error: "FAST_DECODER must be auto or off" }).default("auto"),
+  FAST_DECODER_MAX_CONTEXT: intFromEnv("FAST_DECODER_MAX_CONTEXT", 16, 8192),
+  FAST_DECODER_READBACK: intFromEnv("FAST_DECODER_READBACK", 1, 16),
   KEEPALIVE_MS: intFromEnv("KEEPALIVE_MS", 50, 5000),
   MAX_BODY_BYTES: intFromEnv("MAX_BODY_BYTES", 1024, 4 * 1024 * 1024),
   SHUTDOWN_GRACE_MS: intFromEnv("SHUTDOWN_GRACE_MS", 0, 60_000),
@@ -96,6 +99,19 @@ export interface WorkerConfig {
   kvBudgetBytes: number;
   /** 0: the model's own limit. */
   maxContext: number;
+  /**
+   * auto: greedy requests (temperature 0, no penalties, no logprobs) run on the static-KV decoder when the
+   * folder has its graph for the dtype (`onnx/model<suffix>.static-kv.onnx`) and the device is cpu or webgpu;
+   * off: every request runs on transformers.js.
+   */
+  fastDecoder: "auto" | "off";
+  /**
+   * Upper bound of the static-KV cache capacity (tokens); the capacity is min(max context, this). Its memory
+   * is allocated at start-up: layers × kv heads × head dim × 2 (K, V) × bytes per element per token.
+   */
+  fastDecoderMaxContext: number;
+  /** Decode steps queued between two token readbacks on the fast decoder (at most 64, the graph's ring). */
+  fastDecoderReadback: number;
   keepaliveMs: number;
   maxBodyBytes: number;
   shutdownGraceMs: number;
@@ -128,6 +144,9 @@ export function configFromEnv(env: Record<string, string | undefined>): WorkerCo
     batchDecode: e.BATCH_DECODE,
     kvBudgetBytes: e.KV_BUDGET_BYTES,
     maxContext: e.MAX_CONTEXT,
+    fastDecoder: e.FAST_DECODER,
+    fastDecoderMaxContext: e.FAST_DECODER_MAX_CONTEXT,
+    fastDecoderReadback: e.FAST_DECODER_READBACK,
     keepaliveMs: e.KEEPALIVE_MS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,

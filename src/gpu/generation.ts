@@ -1,53 +1,36 @@
 /**
- * One generation on the model: session-cache reuse, prefill of the uncached suffix, then one decode step per
- * token with our sampling, until a stop token, the length limit or cancellation. Emits protocol events.
+ * One generation: on the static-KV fast decoder when it can serve the request exactly (fast-generation.ts),
+ * otherwise on transformers.js — session-cache reuse, prefill of the uncached suffix, then one decode step
+ * per token with our sampling, until a stop token, the length limit or cancellation. Both engines feed the
+ * same GenerationStream, which emits the protocol events.
  */
-import type { DoneEvent, FinishReason, GenerateRequest, WorkerEvent } from "../protocol/index.js";
-import { ERROR_CODES } from "../protocol/index.js";
 import { Rng } from "../model/rng.js";
 import { applyPenalties, logSoftmax, sampleToken, topLogprobs, type SamplingParams } from "../model/sampling.js";
+import type { DoneEvent, GenerateRequest } from "../protocol/index.js";
 import type { DecodeBatcher } from "./batcher.js";
+import type { FastGreedyEngine } from "./fast-generation.js";
+import { GenerationStream, commonPrefixLength, yieldToEventLoop, type GenerationJob } from "./generation-stream.js";
 import type { KvLru } from "./kv-lru.js";
 import type { Logger } from "./logger.js";
 import type { WorkerMetrics } from "./metrics.js";
 import type { KvState, ModelRunner } from "./runner.js";
 
-/** Why a running generation was asked to stop (the abort reason of its signal). */
-export interface StopReason {
-  code: typeof ERROR_CODES.clientCancelled | typeof ERROR_CODES.deadlineExceeded | typeof ERROR_CODES.shuttingDown;
-  message: string;
-}
+export type { GenerationJob, StopReason } from "./generation-stream.js";
 
-export interface GenerationJob {
-  request: GenerateRequest;
-  promptIds: readonly number[];
-  maxNewTokens: number;
-  stopTokenIds: ReadonlySet<number>;
-  seed: number;
-  /** performance.now() at receipt of the HTTP request. */
-  receivedAt: number;
-  signal: AbortSignal;
-  emit: (event: WorkerEvent) => void;
-}
+/** Which engine ran a generation (the `engine` label of le_worker_generations_total). */
+export type Engine = "static_kv" | "transformers";
 
 export interface GenerationDeps {
   runner: ModelRunner;
   /** Decode steps go through it, so generations running side by side can share a forward pass. */
   batcher: DecodeBatcher;
   sessions: KvLru<KvState>;
+  /** The static-KV decoder, when FAST_DECODER is on and the folder has its graph. */
+  fast: FastGreedyEngine | null;
   metrics: WorkerMetrics;
   logger: Logger;
 }
 
-function commonPrefixLength(a: readonly number[], b: readonly number[]): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
-}
-
-/** Yields to the event loop so cancel requests and disconnects that arrived during a step are seen. */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * Takes the session's cache (if any) and makes it hold exactly the longest prefix of the prompt it can serve,
@@ -88,10 +71,25 @@ function samplingParams(s: GenerateRequest["sampling"]): SamplingParams {
 }
 
 /**
- * Runs the job to completion and returns its `done` event (also emitted). Never throws for model errors:
- * they end the stream with finish_reason "error".
+ * Runs the job to completion and returns its `done` event (also emitted) and the engine that ran it. Never
+ * throws for model errors: they end the stream with finish_reason "error".
  */
-export async function runGeneration(deps: GenerationDeps, job: GenerationJob): Promise<DoneEvent> {
+export async function runGeneration(deps: GenerationDeps, job: GenerationJob): Promise<{ done: DoneEvent; engine: Engine }> {
+  const stream = new GenerationStream(job, deps.metrics);
+  const engine: Engine = deps.fast?.canServe(job) ? "static_kv" : "transformers";
+  deps.metrics.generations.inc({ engine });
+  try {
+    if (engine === "static_kv") await deps.fast!.run(job, stream, deps.metrics, deps.logger);
+    else await runOnTransformers(deps, job, stream);
+  } catch (e) {
+    stream.fail(e);
+    deps.logger.error("generation_failed", { request_id: job.request.request_id, engine, error: e });
+  }
+  return { done: stream.end(), engine };
+}
+
+/** The transformers.js path: any sampling, logprobs, penalties, session caches in the LRU, batched CPU steps. */
+async function runOnTransformers(deps: GenerationDeps, job: GenerationJob, stream: GenerationStream): Promise<void> {
   const { runner, metrics } = deps;
   const { request, promptIds } = job;
   const sampling = request.sampling;
@@ -102,35 +100,13 @@ export async function runGeneration(deps: GenerationDeps, job: GenerationJob): P
   const openAiOnly: SamplingParams = { ...params, repetitionPenalty: 1 };
   const penalised = params.repetitionPenalty !== 1 || params.frequencyPenalty !== 0 || params.presencePenalty !== 0;
   const rng = new Rng(job.seed);
-
-  const startedAt = performance.now();
-  const queueMs = startedAt - job.receivedAt;
-  metrics.queueWait.observe(queueMs / 1000);
-
-  const generated: number[] = [];
   const history: number[] = [...promptIds];
-  let firstTokenAt: number | null = null;
-  let lastTokenAt: number | null = null;
-  let finish: FinishReason = "length";
-  let stopTokenId: number | undefined;
-  let error: { message: string; code: string } | undefined;
   let state: KvState | null = null;
-  let cachedTokens = 0;
-  let startSent = false;
 
   try {
     state = await acquireState(deps, request.session_id, promptIds);
-    cachedTokens = state.tokens.length;
-    job.emit({
-      type: "start",
-      request_id: request.request_id,
-      session_id: request.session_id,
-      prompt_tokens: promptIds.length,
-      cached_tokens: cachedTokens,
-      queue_ms: round(queueMs),
-      seed: job.seed,
-    });
-    startSent = true;
+    const cachedTokens = state.tokens.length;
+    stream.start(cachedTokens);
 
     const prefillStart = performance.now();
     let logits = await runner.forward(state, promptIds.slice(cachedTokens));
@@ -139,47 +115,22 @@ export async function runGeneration(deps: GenerationDeps, job: GenerationJob): P
 
     deps.batcher.join();
     try {
-      for (;;) {
-        if (job.signal.aborted) {
-          const reason = job.signal.reason as StopReason;
-          finish = "cancelled";
-          if (reason?.code && reason.code !== ERROR_CODES.clientCancelled) error = { message: reason.message, code: reason.code };
-          break;
-        }
+      while (!stream.cancelled()) {
         const stepStart = performance.now();
         const logprobs = sampling.logprobs ? logSoftmax(logits) : null;
         if (penalised) {
           applyPenalties(logits, history, repetitionOnly);
-          applyPenalties(logits, generated, openAiOnly);
+          applyPenalties(logits, stream.generated, openAiOnly);
         }
         const token = sampleToken(logits, params, rng);
-        if (job.stopTokenIds.has(token)) {
-          finish = "stop";
-          stopTokenId = token;
-          break;
-        }
-        generated.push(token);
-        history.push(token);
-        const now = performance.now();
-        if (firstTokenAt === null) {
-          firstTokenAt = now;
-          metrics.ttft.observe((now - job.receivedAt) / 1000);
-        }
-        lastTokenAt = now;
-        job.emit(
+        const going = stream.accept(
+          token,
           logprobs
-            ? {
-                type: "token",
-                id: token,
-                logprob: logprobs[token]!,
-                ...(sampling.top_logprobs > 0 ? { top_logprobs: topLogprobs(logprobs, sampling.top_logprobs) } : {}),
-              }
-            : { type: "token", id: token },
+            ? { logprob: logprobs[token]!, ...(sampling.top_logprobs > 0 ? { top: topLogprobs(logprobs, sampling.top_logprobs) } : {}) }
+            : undefined,
         );
-        if (generated.length >= job.maxNewTokens) {
-          finish = "length";
-          break;
-        }
+        if (!going) break;
+        history.push(token);
         await yieldToEventLoop();
         if (job.signal.aborted) continue; // reported at the top of the loop
         logits = await deps.batcher.decode(state, token);
@@ -190,56 +141,11 @@ export async function runGeneration(deps: GenerationDeps, job: GenerationJob): P
       deps.batcher.leave();
     }
   } catch (e) {
-    finish = "error";
-    error = { message: (e as Error).message, code: ERROR_CODES.internal };
-    deps.logger.error("generation_failed", { request_id: request.request_id, error: e });
     // A failed pass may leave the state half-updated: never keep it.
     state?.dispose();
-    state = null;
+    throw e;
   }
 
-  if (state) {
-    if (request.session_id !== null) deps.sessions.put(request.session_id, state);
-    else state.dispose();
-  }
-
-  const end = performance.now();
-  const completionTokens = generated.length + (stopTokenId === undefined ? 0 : 1);
-  const done: DoneEvent = {
-    type: "done",
-    finish_reason: finish,
-    ...(stopTokenId === undefined ? {} : { stop_token_id: stopTokenId }),
-    ...(error ? { error } : {}),
-    usage: { prompt_tokens: promptIds.length, completion_tokens: completionTokens, cached_tokens: cachedTokens },
-    timings: {
-      queue_ms: round(queueMs),
-      ttft_ms: firstTokenAt === null ? null : round(firstTokenAt - job.receivedAt),
-      decode_tokens_per_s:
-        generated.length >= 2 && lastTokenAt! > firstTokenAt!
-          ? round(((generated.length - 1) * 1000) / (lastTokenAt! - firstTokenAt!))
-          : null,
-      total_ms: round(end - job.receivedAt),
-    },
-  };
-  if (!startSent) {
-    // The failure happened before `start`: still send it so the stream has its documented shape.
-    job.emit({
-      type: "start",
-      request_id: request.request_id,
-      session_id: request.session_id,
-      prompt_tokens: promptIds.length,
-      cached_tokens: 0,
-      queue_ms: round(queueMs),
-      seed: job.seed,
-    });
-  }
-  job.emit(done);
-  metrics.tokens.inc({ kind: "prompt" }, promptIds.length);
-  metrics.tokens.inc({ kind: "cached" }, cachedTokens);
-  metrics.tokens.inc({ kind: "completion" }, completionTokens);
-  return done;
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
+  if (request.session_id !== null) deps.sessions.put(request.session_id, state);
+  else state.dispose();
 }

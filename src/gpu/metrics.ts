@@ -115,6 +115,12 @@ export function createWorkerMetrics(gauges: WorkerGauges) {
     requests: registry.register(
       new Counter("le_worker_requests_total", "Generate requests by outcome (finish_reason or HTTP error code)."),
     ),
+    generations: registry.register(
+      new Counter(
+        "le_worker_generations_total",
+        "Generations started, by engine: static_kv (the fast greedy decoder) or transformers (transformers.js step by step).",
+      ),
+    ),
     tokens: registry.register(
       new Counter("le_worker_tokens_total", "Tokens by kind: prompt, cached (prompt tokens served from a session cache), completion."),
     ),

@@ -20,6 +20,7 @@ import {
 import type { BatchLayout } from "./batch-kv.js";
 import { DecodeBatcher } from "./batcher.js";
 import type { WorkerConfig } from "./config.js";
+import type { FastGreedyEngine } from "./fast-generation.js";
 import { runGeneration, type StopReason } from "./generation.js";
 import { HttpError } from "./http-error.js";
 import { KvLru } from "./kv-lru.js";
@@ -37,6 +38,8 @@ export interface ServiceDeps {
   batchLayout: BatchLayout | null;
   tokenizer: Tokenizer;
   logger: Logger;
+  /** The static-KV decoder for greedy requests; null when FAST_DECODER is off or unavailable. */
+  fast: FastGreedyEngine | null;
 }
 
 interface ActiveRequest {
@@ -99,6 +102,7 @@ export class WorkerService {
       kv_sessions: this.sessions.size,
       kv_bytes: this.sessions.bytes,
       load: Math.round(((running + queueDepth) / (config.maxRunning + config.queueCapacity)) * 10_000) / 10_000,
+      fast_decoder: this.deps.fast?.status() ?? null,
     };
   }
 
@@ -265,14 +269,15 @@ export class WorkerService {
       }
       const serviceStart = performance.now();
       try {
-        const done = await runGeneration(
-          { runner: this.deps.runner, batcher: this.batcher, sessions: this.sessions, metrics: this.metrics, logger },
+        const { done, engine } = await runGeneration(
+          { runner: this.deps.runner, batcher: this.batcher, sessions: this.sessions, fast: this.deps.fast, metrics: this.metrics, logger },
           { request, promptIds, maxNewTokens, stopTokenIds, seed, receivedAt, signal: stop.signal, emit },
         );
         outcome = done.finish_reason;
         logger.info("request_done", {
           request_id: request.request_id,
           session_id: request.session_id,
+          engine,
           finish_reason: done.finish_reason,
           ...(done.error ? { error_code: done.error.code } : {}),
           ...done.usage,

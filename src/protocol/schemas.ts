@@ -179,6 +179,20 @@ export const readyzSchema = z.strictObject({
   kv_bytes: z.int().min(0),
   /** (running + queued) / (max running + queue_capacity): 0 idle, 1 full. What the edge routes by. */
   load: z.number().min(0),
+  /**
+   * The static-KV fast decoder that serves greedy requests (null: off or unavailable; absent from older
+   * workers): its cache capacity, steps per token readback, whether a generation runs on it, and how many
+   * tokens of the last sequence its cache holds.
+   */
+  fast_decoder: z
+    .strictObject({
+      capacity: z.int().min(1),
+      readback_every: z.int().min(1),
+      busy: z.boolean(),
+      cached_tokens: z.int().min(0),
+    })
+    .nullable()
+    .optional(),
 });
 
 export const errorBodySchema = z.strictObject({
