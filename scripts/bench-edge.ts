@@ -31,6 +31,7 @@ import { Tokenizer } from "../src/llama/tokenizer.js";
 import { loadDefaultTokenizer } from "../src/node/tokenizer-asset.js";
 import { parseNdjsonStream, signWorkerRequest } from "../src/protocol/index.js";
 import { bundleWorker, ensureDevModel, ROOT, startGpuWorker, startWranglerDev, waitForHttp } from "./dev-stack.js";
+import { percentile } from "./bench-stats.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -46,11 +47,6 @@ const CONCURRENCY = args.concurrency!.split(",").map(Number);
 const MAX_TOKENS = Number(args["max-tokens"]);
 const MODEL = "meta-llama/Llama-3.1-8B-Instruct";
 const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 interface Sample {
   ttft: number;

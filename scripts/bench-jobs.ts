@@ -26,6 +26,7 @@ import { parseArgs } from "node:util";
 import { Webhook } from "standardwebhooks";
 import { startReceiver, type RecordedRequest } from "../test/edge/jobs/receiver.js";
 import { bundleWorker, ensureDevModel, ROOT, startGpuWorker, startWranglerDev, waitForHttp } from "./dev-stack.js";
+import { percentile } from "./bench-stats.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -48,12 +49,6 @@ const MODEL = "meta-llama/Llama-3.1-8B-Instruct";
 /** wrangler.toml's max_batch_size for the job queue: locally, one batch runs at a time. */
 const CONSUMER_BATCH = 5;
 const say = (line: string) => process.stderr.write(`[bench-jobs] ${line}\n`);
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 const messages = (i: number) => [{ role: "user", content: `Job ${i}: write a line about queues.` }];
 

@@ -35,6 +35,7 @@ import { randomWeights } from "../src/model/weights.js";
 import { StaticKvDecoder } from "../src/gpu/fast-decoder/static-kv-decoder.js";
 import { staticKvFileName } from "../src/model/onnx/index.js";
 import { parseCli, positiveIntFlag } from "./cli.js";
+import { median } from "./bench-stats.js";
 import { OrtDecoder, argmax, relativeError } from "./ort-decoder.js";
 
 const HELP = `Usage: npx tsx scripts/bench-model.ts [options]
@@ -298,11 +299,6 @@ class TimingStreamer extends BaseStreamer {
     this.times.push(performance.now());
   }
   override end(): void {}
-}
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 function randomPrompt(length: number, seed: number): number[] {

@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { cpus, loadavg, totalmem } from "node:os";
 import { fileURLToPath } from "node:url";
+import { median } from "./bench-stats.js";
 
 // The children run a bundled copy of this script from build/bench/, so the root is passed down.
 const ROOT = process.env.BENCH_TOKENIZER_ROOT ?? fileURLToPath(new URL("..", import.meta.url));
@@ -369,11 +370,6 @@ function runChild(args: string[], timeoutMs: number): Promise<unknown> {
 function better(row: Record<string, number | string>, key: string, value: number, higherIsBetter: boolean): void {
   const current = row[key];
   if (typeof current !== "number" || (higherIsBetter ? value > current : value < current)) row[key] = value;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
 }
 
 async function prepare(documents: string[]): Promise<void> {

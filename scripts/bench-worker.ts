@@ -31,6 +31,7 @@ import { Rng } from "../src/model/rng.js";
 import { randomWeights } from "../src/model/weights.js";
 import { createWorkerClient, type WorkerClient } from "../src/protocol/index.js";
 import { spawnGpuWorker } from "./gpu-process.js";
+import { median, percentile } from "./bench-stats.js";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -98,14 +99,6 @@ const threads = int("threads", opts.threads);
 // ---------------------------------------------------------------------------------------------------------
 // Statistics and output
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-};
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : "–");
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "–");
 const results: Record<string, unknown> = {};
