@@ -20,7 +20,7 @@
  */
 
 import { Environment, Interpreter, parse, tokenize } from "@huggingface/jinja";
-import { isPythonSpace } from "./long-input.js";
+import { isPythonSpace } from "./whitespace.js";
 import { dumps, PythonFloat, pythonFloatRepr, isPythonIntLike, PythonJsonError } from "./python-json.js";
 import { isPlainObject, pythonStrRepr } from "./python-literal.js";
 

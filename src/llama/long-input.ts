@@ -5,29 +5,10 @@
  * so this changes the ids and must be reproduced exactly.
  */
 
+import { isPythonSpace } from "./whitespace.js";
+
 export const TIKTOKEN_MAX_ENCODE_CHARS = 400_000;
 export const MAX_NO_WHITESPACES_CHARS = 25_000;
-
-/**
- * Python `str.isspace()` for one code point: bidirectional class WS/B/S or category Zs. This is a
- * third definition of whitespace, distinct from the regex's White_Space and from ECMAScript `\s`
- * (it includes U+001C–U+001F, and not U+FEFF).
- */
-export function isPythonSpace(cp: number): boolean {
-  if (cp <= 0x20) return (cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x20);
-  if (cp < 0x85) return false;
-  return (
-    cp === 0x85 ||
-    cp === 0xa0 ||
-    cp === 0x1680 ||
-    (cp >= 0x2000 && cp <= 0x200a) ||
-    cp === 0x2028 ||
-    cp === 0x2029 ||
-    cp === 0x202f ||
-    cp === 0x205f ||
-    cp === 0x3000
-  );
-}
 
 /** `isPythonSpace` for the ASCII range, as a table for the byte loop below. */
 const ASCII_SPACE = Uint8Array.from({ length: 128 }, (_, cp) => (isPythonSpace(cp) ? 1 : 0));

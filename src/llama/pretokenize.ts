@@ -17,6 +17,8 @@
  * tables (classified lazily, 256 code points at a time), exactly as the regex sees them.
  */
 
+import { isWhiteSpace } from "./whitespace.js";
+
 /** Character classes the pattern distinguishes. */
 export const enum CharClass {
   Other = 0,
@@ -30,22 +32,6 @@ export const enum CharClass {
 
 const LETTER = /\p{L}/u;
 const NUMBER = /\p{N}/u;
-
-function isWhiteSpace(cp: number): boolean {
-  return (
-    (cp >= 0x09 && cp <= 0x0d) ||
-    cp === 0x20 ||
-    cp === 0x85 ||
-    cp === 0xa0 ||
-    cp === 0x1680 ||
-    (cp >= 0x2000 && cp <= 0x200a) ||
-    cp === 0x2028 ||
-    cp === 0x2029 ||
-    cp === 0x202f ||
-    cp === 0x205f ||
-    cp === 0x3000
-  );
-}
 
 function classify(cp: number): CharClass {
   if (cp === 0x0a || cp === 0x0d) return CharClass.Newline;
