@@ -71,7 +71,8 @@ const splitList = (s: string): string[] => s.split(/[\s,]+/).filter((x) => x !==
 /** A list in a variable: commas and/or whitespace separate the entries. */
 const list = z.string().default("").transform(splitList);
 
-const intVar = (min: number, max: number, fallback: number) =>
+/** An integer variable within [min, max]; unset or blank means `fallback`. Shared with jobs/config.ts. */
+export const intVar = (min: number, max: number, fallback: number) =>
   z
     .string()
     .optional()
@@ -122,14 +123,19 @@ export class ConfigError extends Error {
 /** The environment variables the gateway reads; anything else in `env` (bindings) is ignored here. */
 export type EdgeVars = Partial<Record<keyof z.input<typeof envSchema>, string>>;
 
-/** Parses the gateway's variables; throws {@link ConfigError} naming the first bad variable. */
-export function parseEdgeConfig(vars: EdgeVars): EdgeConfig {
-  const parsed = envSchema.safeParse(vars);
+/** Validates variables with `schema`; throws {@link ConfigError} naming the first bad variable. Shared with jobs/config.ts. */
+export function parseVariables<S extends z.ZodType>(schema: S, vars: unknown): z.output<S> {
+  const parsed = schema.safeParse(vars);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ConfigError(`configuration variable ${issue.path.join(".")}: ${issue.message}`);
   }
-  const v = parsed.data;
+  return parsed.data;
+}
+
+/** Parses the gateway's variables; throws {@link ConfigError} naming the first bad variable. */
+export function parseEdgeConfig(vars: EdgeVars): EdgeConfig {
+  const v = parseVariables(envSchema, vars);
   return {
     gpuWorkers: [...new Set(v.GPU_WORKERS)],
     workerSecret: v.WORKER_SECRET,

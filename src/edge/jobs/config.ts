@@ -7,7 +7,7 @@
  * are Worker secrets; `WEBHOOK_HOOKS` only names the secret a hook uses.
  */
 import { z } from "zod";
-import { ConfigError } from "../config.js";
+import { ConfigError, intVar, parseVariables } from "../config.js";
 
 /** Queues cap a message's delay at 12 hours; a longer back-off could not be scheduled. */
 export const MAX_QUEUE_DELAY_MS = 12 * 3600 * 1000;
@@ -86,18 +86,6 @@ export interface JobsVars {
   JOB_RETENTION_S?: string;
 }
 
-const integer = (min: number, max: number, fallback: number) =>
-  z
-    .string()
-    .optional()
-    .transform((s, ctx) => {
-      if (s === undefined || s.trim() === "") return fallback;
-      const n = Number(s);
-      if (Number.isInteger(n) && n >= min && n <= max) return n;
-      ctx.addIssue({ code: "custom", message: `must be an integer from ${min} to ${max}, got "${s}"` });
-      return z.NEVER;
-    });
-
 const flag = z
   .enum(["true", "false", ""], { error: 'must be "true" or "false"' })
   .optional()
@@ -158,27 +146,22 @@ const jsonVar = <S extends z.ZodType>(schema: S) =>
 
 const envSchema = z.object({
   WEBHOOK_DEV_MODE: flag,
-  WEBHOOK_RETRY_BASE_MS: integer(0, MAX_QUEUE_DELAY_MS, 5_000),
-  WEBHOOK_RETRY_MAX_MS: integer(0, MAX_QUEUE_DELAY_MS, MAX_QUEUE_DELAY_MS),
-  WEBHOOK_MAX_ATTEMPTS: integer(1, 50, 16),
-  WEBHOOK_TIMEOUT_MS: integer(100, 60_000, 15_000),
-  WEBHOOK_MAX_RESPONSE_BYTES: integer(0, 1 << 20, 16_384),
-  WEBHOOK_ENDPOINT_DISABLED_S: integer(1, 365 * 86_400, 86_400),
+  WEBHOOK_RETRY_BASE_MS: intVar(0, MAX_QUEUE_DELAY_MS, 5_000),
+  WEBHOOK_RETRY_MAX_MS: intVar(0, MAX_QUEUE_DELAY_MS, MAX_QUEUE_DELAY_MS),
+  WEBHOOK_MAX_ATTEMPTS: intVar(1, 50, 16),
+  WEBHOOK_TIMEOUT_MS: intVar(100, 60_000, 15_000),
+  WEBHOOK_MAX_RESPONSE_BYTES: intVar(0, 1 << 20, 16_384),
+  WEBHOOK_ENDPOINT_DISABLED_S: intVar(1, 365 * 86_400, 86_400),
   WEBHOOK_SECRETS: jsonVar(signingKeysSchema),
   WEBHOOK_HOOKS: jsonVar(hooksSchema),
-  JOB_GENERATION_ATTEMPTS: integer(1, 20, 5),
-  JOB_LEASE_MS: integer(1_000, 3_600_000, 900_000),
-  JOB_WATCHDOG_S: integer(10, 7 * 86_400, 3_600),
-  JOB_RETENTION_S: integer(60, 365 * 86_400, 7 * 86_400),
+  JOB_GENERATION_ATTEMPTS: intVar(1, 20, 5),
+  JOB_LEASE_MS: intVar(1_000, 3_600_000, 900_000),
+  JOB_WATCHDOG_S: intVar(10, 7 * 86_400, 3_600),
+  JOB_RETENTION_S: intVar(60, 365 * 86_400, 7 * 86_400),
 });
 
 export function parseJobsConfig(vars: JobsVars): JobsConfig {
-  const parsed = envSchema.safeParse(vars);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`configuration variable ${issue.path.join(".")}: ${issue.message}`);
-  }
-  const v = parsed.data;
+  const v = parseVariables(envSchema, vars);
   const signingKeys = new Map(Object.entries(v.WEBHOOK_SECRETS).map(([id, key]) => [id, { secrets: key.secrets, owners: key.owners }]));
   const hooks = new Map<string, InboundHook>();
   for (const [name, h] of Object.entries(v.WEBHOOK_HOOKS)) {
