@@ -2,7 +2,7 @@
  * Benchmark of the GPU worker (`src/gpu`, a real worker process over HTTP, as the edge uses it) against plain
  * transformers.js `pipeline("text-generation")` on the same model folder, in the same run.
  *
- *   npx tsx scripts/bench-worker.ts [--preset small|tiny | --model DIR] [--device cpu|webgpu] [--dtype fp32]
+ *   npx tsx scripts/bench-worker.ts [--preset small|tiny | --model DIR] [--device cpu|webgpu] [--dtype fp32] [--static-kv]
  *       [--prompt-tokens 128] [--new-tokens 32] [--repeats 5] [--concurrency 1,4,16] [--turns 10]
  *       [--chat-concurrency 1,4] [--sections single,concurrency,chat,batching] [--threads 0] [--json out.json]
  *
@@ -73,6 +73,8 @@ const { values: opts } = parseArgs({
     "worker-entry": { type: "string" },
     /** tokenizer.json + tokenizer_config.json for --preset builds (default: the registry package's). */
     "tokenizer-dir": { type: "string" },
+    /** Also build the static-KV graph, so the worker serves greedy requests with its fast decoder (FAST_DECODER=auto). */
+    "static-kv": { type: "boolean", default: false },
   },
 });
 
@@ -140,7 +142,7 @@ async function modelFolder(): Promise<string> {
   if (opts.model) return resolve(opts.model);
   const args = BENCH_PRESETS[opts.preset!] ?? (isPresetName(opts.preset!) ? PRESETS[opts.preset] : undefined);
   if (!args) throw new Error(`--preset: expected one of ${[...Object.keys(BENCH_PRESETS), ...Object.keys(PRESETS)].join(", ")}`);
-  const dir = join(ROOT, "build", "bench-models", `${opts.preset}-s1-${dtype}`);
+  const dir = join(ROOT, "build", "bench-models", `${opts.preset}-s1-${dtype}${opts["static-kv"] ? "-static-kv" : ""}`);
   if (!existsSync(join(dir, "config.json"))) {
     console.error(`building ${opts.preset} (${dtype}) into ${dir} …`);
     const tmp = `${dir}.tmp-${process.pid}`;
@@ -151,6 +153,7 @@ async function modelFolder(): Promise<string> {
       weights: randomWeights(args, 1),
       flavour: "gpu",
       dtypes: [dtype as "fp32"],
+      staticKv: opts["static-kv"],
       ...(opts["tokenizer-dir"] ? { tokenizerDir: resolve(opts["tokenizer-dir"]) } : {}),
     });
     renameSync(tmp, dir);
