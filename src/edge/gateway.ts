@@ -12,7 +12,11 @@ import { newRequestId, type EdgeHandler, type EdgeServices } from "./services.js
 import { workersAiErrorResponse } from "./workers-ai/format.js";
 
 export interface GatewayRoutes {
-  /** OpenAI-compatible and Workers-AI-compatible API (`/v1/*`, `/ai/*`). */
+  /**
+   * OpenAI-compatible and Workers-AI-compatible API (`/v1/*`, `/ai/*`). This handler and `chat` run while
+   * the rate limit is being checked: they must await `context.admission` before starting GPU work (startRun
+   * does).
+   */
   http: EdgeHandler;
   /** The per-request chat function (`POST /chat`). */
   chat: EdgeHandler;
@@ -62,13 +66,37 @@ function errorFor(path: string, error: unknown): Response {
 }
 
 export function createGateway(routes: GatewayRoutes): (request: Request, services: EdgeServices) => Promise<Response> {
+  /**
+   * Authenticates, then runs the handler once the rate limit admits the caller. With `limitAlongside`, the
+   * rate-limit check (an I/O round trip to the limiter) runs while the handler reads, validates and
+   * tokenizes the request, and the handler awaits `context.admission` before any GPU work (startRun does).
+   * A limited caller still gets the 429 and nothing else: whatever the handler answered or threw is replaced.
+   */
   const authenticated =
-    (handler: EdgeHandler) =>
+    (handler: EdgeHandler, limitAlongside = false) =>
     async (request: IRequest, services: EdgeServices, requestId: string, meta: { keyId?: string }): Promise<Response> => {
       const principal: Principal = await authenticate(request, services.config, services.keys);
       meta.keyId = principal.keyId;
-      await enforceRateLimit(principal, services.limiter);
-      return handler(request, { services, principal, requestId });
+      if (!limitAlongside) {
+        await enforceRateLimit(principal, services.limiter);
+        return handler(request, { services, principal, requestId });
+      }
+      const admission = enforceRateLimit(principal, services.limiter);
+      admission.catch(() => undefined); // awaited below on every path; this only keeps it from counting as unhandled
+      let response: Response;
+      try {
+        response = await handler(request, { services, principal, requestId, admission });
+      } catch (error) {
+        await admission;
+        throw error;
+      }
+      try {
+        await admission;
+      } catch (error) {
+        await response.body?.cancel().catch(() => undefined);
+        throw error;
+      }
+      return response;
     };
   const anonymous =
     (handler: EdgeHandler) =>
@@ -88,7 +116,7 @@ export function createGateway(routes: GatewayRoutes): (request: Request, service
   router
     .get("/healthz", () => Response.json({ ok: true }))
     .get("/readyz", async (_request, services) => {
-      const states = await services.pool.snapshot(services.waitUntil);
+      const states = await services.pool.snapshot((task) => services.waitUntil(task()));
       const workers = states.map((s, index) => ({
         index,
         ready: isUsable(s),
@@ -102,9 +130,10 @@ export function createGateway(routes: GatewayRoutes): (request: Request, service
     .all("/v1/hooks/*", anonymous(routes.webhook))
     .all("/v1/jobs", authenticated(routes.webhook))
     .all("/v1/jobs/*", authenticated(routes.webhook))
-    .all("/chat", authenticated(routes.chat))
-    .all("/v1/*", authenticated(routes.http))
-    .all("/ai/*", authenticated(routes.http));
+    // The job routes store work before answering, so their limit is checked first.
+    .all("/chat", authenticated(routes.chat, true))
+    .all("/v1/*", authenticated(routes.http, true))
+    .all("/ai/*", authenticated(routes.http, true));
 
   return async (request: Request, services: EdgeServices): Promise<Response> => {
     const requestId = newRequestId();

@@ -9,7 +9,7 @@ import type { DoneEvent, SamplingRequest, StartEvent, TokenEvent, WorkerEvent } 
 import type { EdgeConfig } from "./config.js";
 import { ApiError } from "./errors.js";
 import { cancelGeneration, GpuRequestError, openGeneration } from "./gpu-client.js";
-import { describeFetchError, type GpuPool, type WorkerState } from "./pool.js";
+import { describeFetchError, type Background, type GpuPool, type WorkerState } from "./pool.js";
 
 /** Where sessions live: one record per session key (a Durable Object in the Worker). */
 export interface SessionDirectory {
@@ -54,8 +54,9 @@ export interface Route {
   maxContext: number;
 }
 
-export async function route(deps: GenerationDeps): Promise<Route> {
-  const ready = await deps.pool.ranked(deps.waitUntil);
+/** `background` runs the pool's `/readyz` refreshes; by default at once, through `waitUntil`. */
+export async function route(deps: GenerationDeps, background: Background = (task) => deps.waitUntil(task())): Promise<Route> {
+  const ready = await deps.pool.ranked(background);
   return { ready, maxContext: deps.pool.maxContext(ready) };
 }
 

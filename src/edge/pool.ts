@@ -32,7 +32,13 @@ const ISOLATE_STATE = new Map<string, WorkerState>();
 /** Within this many TTLs a ready answer is served stale while a refresh runs in the background. */
 const STALE_FACTOR = 10;
 
-type WaitUntil = (promise: Promise<unknown>) => void;
+/**
+ * Runs a background task (a `/readyz` refresh) after the caller's critical path: the request path hands in
+ * one that holds tasks until its own GPU request has been sent and answered, because a probe started at the
+ * same moment competes with it for the connection and the worker's event loop (measured: about 10 ms added
+ * to the first token under wrangler dev, docs/benchmarks.md).
+ */
+export type Background = (task: () => Promise<unknown>) => void;
 
 export class GpuPool {
   constructor(
@@ -77,9 +83,9 @@ export class GpuPool {
 
   /**
    * Current view of every configured worker. Unknown or long-stale workers are probed before returning;
-   * recently-seen ready workers are returned at once and refreshed through `waitUntil`.
+   * recently-seen ready workers are returned at once and refreshed by a task handed to `background`.
    */
-  async snapshot(waitUntil?: WaitUntil): Promise<WorkerState[]> {
+  async snapshot(background?: Background): Promise<WorkerState[]> {
     const now = Date.now();
     const { readyzTtlMs } = this.config.timeouts;
     const blocking: Promise<WorkerState>[] = [];
@@ -88,11 +94,11 @@ export class GpuPool {
       const age = now - s.checkedAt;
       if (age < readyzTtlMs) continue;
       if (s.downUntil > now) continue; // recently failed: leave it alone until the back-off ends
-      const servedStale = s.readyz?.ready === true && age < readyzTtlMs * STALE_FACTOR && waitUntil !== undefined;
+      const servedStale = s.readyz?.ready === true && age < readyzTtlMs * STALE_FACTOR && background !== undefined;
       if (servedStale) {
         if (!s.refreshing) {
           s.refreshing = true;
-          waitUntil(this.probe(url).finally(() => (s.refreshing = false)));
+          background(() => this.probe(url).finally(() => (s.refreshing = false)));
         }
       } else {
         blocking.push(this.probe(url));
@@ -106,8 +112,8 @@ export class GpuPool {
    * Workers that can take requests, best first: ready ones by score, then ones whose queue is full (alive and
    * holding their sessions, but a new request may be refused with 429). Throws 503 when there is none.
    */
-  async ranked(waitUntil?: WaitUntil): Promise<WorkerState[]> {
-    let states = await this.snapshot(waitUntil);
+  async ranked(background?: Background): Promise<WorkerState[]> {
+    let states = await this.snapshot(background);
     let ready = states.filter(isUsable);
     if (ready.length === 0 && states.some((s) => s.downUntil > 0)) {
       // Everything is marked down: one synchronous re-probe, so a recovered pool is found without waiting

@@ -6,7 +6,7 @@
 import type { SamplingRequest } from "../protocol/index.js";
 import { sha256Hex } from "./auth.js";
 import { ApiError, badRequest } from "./errors.js";
-import { Generation, route } from "./generation.js";
+import { Generation, route, type Route } from "./generation.js";
 import type { RequestContext } from "./services.js";
 
 /** Llama 3.1 reference sampling defaults (llama-models `generate`, HF generation_config): 0.6 / 0.9. */
@@ -125,7 +125,17 @@ export function protocolSampling(
 
 export async function startRun(context: RequestContext, run: RunRequest, signal?: AbortSignal): Promise<StartedRun> {
   const { services } = context;
-  const routed = await route(services);
+  // Refreshes of stale `/readyz` answers wait until the GPU request below has its answer (or has failed).
+  const deferred: (() => Promise<unknown>)[] = [];
+  try {
+    return await startRouted(context, run, await route(services, (task) => deferred.push(task)), signal);
+  } finally {
+    for (const task of deferred) services.waitUntil(task());
+  }
+}
+
+async function startRouted(context: RequestContext, run: RunRequest, routed: Route, signal?: AbortSignal): Promise<StartedRun> {
+  const { services } = context;
   const promptTokens = run.promptIds.length;
   const tooLong = contextLengthError(promptTokens, run.maxTokens, routed.maxContext, run.promptParam, run.maxTokensParam);
   if (tooLong !== null) throw tooLong;
@@ -135,6 +145,8 @@ export async function startRun(context: RequestContext, run: RunRequest, signal?
     if (id >= tokenizer.vocabSize) throw badRequest(`stop_token_ids: ${id} is not a token id (0..${tokenizer.vocabSize - 1})`, "stop_token_ids");
   }
   const sessionKey = run.sessionId === null ? null : await sessionKeyFor(context.principal.keyHash, run.sessionId);
+  // No GPU work (and no session placement) before the rate limit has admitted the caller.
+  await context.admission;
   const generation = await Generation.start(
     services,
     routed,

@@ -31,6 +31,12 @@ export interface RequestContext {
   principal: Principal;
   /** Also the GPU request id and the `x-request-id` response header. */
   requestId: string;
+  /**
+   * The caller's rate-limit verdict, when the gateway checks it while the handler already parses and
+   * tokenizes: resolves when the caller may proceed, rejects with the 429. Anything with an effect beyond
+   * this request (a GPU generation) must await it first; absent means already admitted.
+   */
+  admission?: Promise<void>;
 }
 
 export type EdgeHandler = (request: Request, context: RequestContext) => Promise<Response>;

@@ -6,7 +6,7 @@
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { sha256Hex } from "../../src/edge/auth.js";
 import { signWorkerRequest } from "../../src/protocol/index.js";
-import { API_KEY, bindings, edge, golden, post, sharedWorkers } from "./helpers.js";
+import { API_KEY, bindings, edge, golden, post, sharedWorkers, supervisor } from "./helpers.js";
 
 interface ErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
@@ -155,6 +155,38 @@ describe("API keys and rate limits", () => {
     const other = "sk-another-key";
     const otherOk = await edge("/v1/models", { headers: { authorization: `Bearer ${other}` } }, { ...env, API_KEY_HASHES: await sha256Hex(other) });
     expect(otherOk.status).toBe(200);
+  });
+
+  it("answers 429 to a limited caller's generation requests without starting GPU work", async () => {
+    // The limit is checked while the request is parsed and tokenized; the GPU request waits for the verdict.
+    const worker = await supervisor.spawn();
+    const key = "sk-limited-generation-key";
+    const env = { RATE_LIMITER: bindings.TIGHT_RATE_LIMITER, API_KEY_HASHES: await sha256Hex(key), GPU_WORKERS: worker.url };
+    for (let i = 0; i < 3; i++) expect((await edge("/v1/models", { headers: { authorization: `Bearer ${key}` } }, env)).status).toBe(200);
+    const valid = chat([{ role: "user", content: "hi" }]);
+    for (const [path, body] of [
+      ["/v1/chat/completions", { ...valid, stream: true }],
+      ["/v1/chat/completions", valid],
+      ["/chat", valid],
+      ["/v1/completions", { model: MODEL, prompt: "hi", max_tokens: 2 }],
+      ["/v1/chat/completions", "{bad json"],
+    ] as const) {
+      const res = await post(path, body, { key, env });
+      expect(res.status, `${path} ${JSON.stringify(body)}`).toBe(429);
+      expect(((await res.json()) as ErrorBody).error.type).toBe("rate_limit_error");
+    }
+    const requestsSeen = async () => {
+      const headers = await signWorkerRequest(bindings.WORKER_SECRET, { method: "GET", path: "/metrics", body: "" });
+      const metrics = await (await fetch(`${worker.url}/metrics`, { headers })).text();
+      return metrics
+        .split("\n")
+        .filter((l) => l.startsWith("le_worker_requests_total"))
+        .reduce((sum, l) => sum + Number(l.split(" ").at(-1)), 0);
+    };
+    expect(await requestsSeen()).toBe(0);
+    // The control: an admitted request to the same worker is counted.
+    expect((await post("/v1/chat/completions", valid, { env: { GPU_WORKERS: worker.url } })).status).toBe(200);
+    expect(await requestsSeen()).toBe(1);
   });
 
   it("answers a bad setting with a 500 and names the variable in the log only", async () => {
