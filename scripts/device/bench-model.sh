@@ -11,15 +11,9 @@
 set -u
 label=$1
 shift
-if [ ! -x /opt/rt/bin/node ]; then
-  for f in .gl/*.deb; do dpkg -x "$f" /; done
-  ldconfig
-  mkdir -p /opt/rt && tar -xJf .carry/runtime.tar.xz -C /opt/rt
-fi
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+. scripts/device/runtime.sh
 # ESM imports resolve from the importing file's folder: the bundle must sit beside the runtime's node_modules.
 cp .carry/bench-model.mjs /opt/rt/
-export PATH=/opt/rt/bin:$PATH
 models=/tmp/bench-models
 if [ -n "${BUILD_IN_BACKGROUND:-}" ]; then
   # shellcheck disable=SC2086 # the options are meant to split
@@ -31,18 +25,7 @@ if [ "${WAIT_FOR_BUILD:-}" = 1 ] && [ -f /tmp/bench-build.pid ]; then
   tail -2 "$OUT/build.log"
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader
-bw=$(
-  python3 - <<'PY'
-import torch
-x = torch.empty(2 * 1024**3, dtype=torch.uint8, device="cuda"); y = torch.empty_like(x)
-for _ in range(3): y.copy_(x)
-torch.cuda.synchronize(); s = torch.cuda.Event(enable_timing=True); e = torch.cuda.Event(enable_timing=True)
-s.record()
-for _ in range(20): y.copy_(x)
-e.record(); torch.cuda.synchronize()
-print(round(2 * x.numel() / (s.elapsed_time(e) / 20) / 1e6))
-PY
-)
+bw=$(python3 scripts/device/bandwidth.py)
 echo "torch device-to-device copy: ${bw} GB/s (read + write)"
 set -o pipefail
 # DEADLINE (epoch seconds) caps this run so that several invocations fit in one device call.

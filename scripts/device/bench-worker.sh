@@ -12,16 +12,10 @@
 set -u
 label=$1
 shift
-if [ ! -x /opt/rt/bin/node ]; then
-  for f in .gl/*.deb; do dpkg -x "$f" /; done
-  ldconfig
-  mkdir -p /opt/rt && tar -xJf .carry/runtime.tar.xz -C /opt/rt
-fi
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+. scripts/device/runtime.sh
 # ESM imports resolve from the importing file's folder: the bundles must sit beside the runtime's node_modules.
 cp .carry/bench-worker.mjs .carry/worker.mjs /opt/rt/
-mkdir -p /opt/rt/scripts && cp -r .carry/tokenizer /opt/rt/
-export PATH=/opt/rt/bin:$PATH
+cp -r .carry/tokenizer /opt/rt/
 set -o pipefail
 cd /opt/rt && timeout "${BENCH_TIMEOUT:-540}" node bench-worker.mjs --worker-entry /opt/rt/worker.mjs --tokenizer-dir /opt/rt/tokenizer \
   --json "$OUT/$label.json" "$@" 2>&1 | tee "$OUT/$label.log"

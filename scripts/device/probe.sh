@@ -1,21 +1,11 @@
 #!/usr/bin/env bash
 # Device probe: unpack the carried Node runtime, check WebGPU via onnxruntime-node, measure copy bandwidth.
 set -u
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-mkdir -p /opt/rt && tar -xJf .carry/runtime.tar.xz -C /opt/rt
-export PATH=/opt/rt/bin:$PATH NODE_PATH=/opt/rt/node_modules
+. scripts/device/runtime.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv
 node -v
+echo "d2d copy: $(python3 scripts/device/bandwidth.py) GB/s (read+write)"
 python3 - <<'PY'
-import torch, time
-x = torch.empty(2*1024**3, dtype=torch.uint8, device="cuda"); y = torch.empty_like(x)
-for _ in range(3): y.copy_(x)
-torch.cuda.synchronize(); s=torch.cuda.Event(enable_timing=True); e=torch.cuda.Event(enable_timing=True)
-s.record()
-for _ in range(20): y.copy_(x)
-e.record(); torch.cuda.synchronize(); ms=s.elapsed_time(e)/20
-print(f"d2d copy: {2*x.numel()/ms/1e9:.0f} GB/s (read+write)")
 import onnx
 from onnx import helper, TensorProto
 import numpy as np
