@@ -2,23 +2,29 @@
  * Edge benchmark: what the gateway adds on top of calling a GPU worker directly, measured in one run on
  * loopback, and the gateway's own CPU time per request.
  *
- *   npx tsx scripts/bench-edge.ts [--requests 40] [--concurrency 1,16] [--max-tokens 64] [--edge-port 8797] [--verbose]
+ *   npx tsx scripts/bench-edge.ts [--requests 40] [--concurrency 1,16] [--max-tokens 64] [--edge-port 8797]
+ *                                 [--miniflare-port 8798] [--verbose]
  *
- * 1. Latency. A GPU worker (tiny random model on CPU, or MODEL_DIR) and the Worker under `wrangler dev`
- *    (workerd, offline) are started. Each round sends the same chat turn to both: directly as protocol v1
- *    (`POST /v1/generate` with the prompt ids the edge would send, signed) and through the edge
- *    (`POST /v1/chat/completions`, streaming, API key). Both use greedy decoding, so the GPU does the same
- *    work; rounds alternate direct/edge so drift affects both. Reported: time to first token (first token
- *    event / first content chunk) and time to the end of a full `--max-tokens` completion, p50 and p99, at 1
- *    and 16 concurrent clients, with the edge/direct ratio and the added milliseconds.
+ * 1. Latency. A GPU worker (tiny random model on CPU, or MODEL_DIR) and one bundle of the Worker (as
+ *    `wrangler deploy` builds it) served twice: under `wrangler dev` (offline), and by Miniflare directly on
+ *    its own loopback socket, which is the same workerd without wrangler's proxy Worker in front (production
+ *    has no such proxy). Each round sends the same chat turn directly as protocol v1 (`POST /v1/generate`
+ *    with the prompt ids the edge would send, signed) and through each edge (`POST /v1/chat/completions`,
+ *    streaming, API key), and through the same gateway code called in-process. All use greedy decoding, so
+ *    the GPU does the same work; rounds alternate the paths so drift affects all. Reported: time to first
+ *    token (first token event / first content chunk) and time to the end of a full `--max-tokens`
+ *    completion, p50 and p99, at 1 and 16 concurrent clients, with the edge/direct ratio and the added
+ *    milliseconds; and `GET /healthz` on each workerd next to the GPU worker's, the runtime's cost for a
+ *    route that does nothing.
  * 2. CPU. The same gateway code (functions/ behind src/edge/gateway.ts, in-memory services) runs in this
  *    process; `process.cpuUsage()` around each request gives its CPU time (the GPU worker is another
  *    process), for a short chat and for a 4k-token conversation, plus the tokenization share alone.
  *    Startup cost in workerd comes from `wrangler check startup` (see docs/benchmarks.md).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { handleChatFunction } from "../functions/chat.js";
 import { handleHttpEndpoint } from "../functions/http-endpoint.js";
@@ -39,6 +45,7 @@ const { values: args } = parseArgs({
     concurrency: { type: "string", default: "1,16" },
     "max-tokens": { type: "string", default: "64" },
     "edge-port": { type: "string", default: "8797" },
+    "miniflare-port": { type: "string", default: "8798" },
     verbose: { type: "boolean", default: false },
   },
 });
@@ -51,6 +58,57 @@ const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 interface Sample {
   ttft: number;
   total: number;
+}
+
+/** The slice of Miniflare's API used here (the class comes from wrangler's own copy, see startMiniflare). */
+interface MiniflareInstance {
+  ready: Promise<URL>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * Serves the bundled Worker with Miniflare on 127.0.0.1:`port`: clients reach workerd's own HTTP socket, with
+ * no wrangler proxy Worker in between. Miniflare and the options come from wrangler's own copy: the workerd
+ * binary is the one `wrangler dev` runs, and `unstable_getMiniflareWorkerOptions` turns wrangler.toml into
+ * bindings exactly as `wrangler dev` does (Durable Objects with their SQLite flags, KV, queues and their
+ * consumers, the rate limit, [vars]), so the two rows differ only by the proxy. `vars` override [vars] as the
+ * env file does under wrangler dev; state is in memory.
+ */
+async function startMiniflare(bundle: string, vars: Record<string, string>, port: number): Promise<{ mf: MiniflareInstance; workerd: string }> {
+  const fromWrangler = createRequire(createRequire(import.meta.url).resolve("wrangler/package.json"));
+  const { unstable_getMiniflareWorkerOptions } = fromWrangler("wrangler") as typeof import("wrangler");
+  const { Miniflare, convertV4MiniflareOptions } = fromWrangler("miniflare") as {
+    Miniflare: new (options: object) => MiniflareInstance;
+    convertV4MiniflareOptions: (options: object) => object;
+  };
+  const workerdPackage = createRequire(fromWrangler.resolve("miniflare")).resolve("workerd/package.json");
+  const workerd = (JSON.parse(readFileSync(workerdPackage, "utf8")) as { version: string }).version;
+  const { modulesRules: _rules, ...workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  // Miniflare 5 takes the module list rather than rules: the entry, and the bundle's `*.bin` files as Data
+  // modules (wrangler.toml's rule; the tokenizer asset is the only one).
+  const dir = dirname(bundle);
+  const modules = [
+    { type: "ESModule", path: bundle },
+    ...readdirSync(dir)
+      .filter((file) => file.endsWith(".bin"))
+      .map((file) => ({ type: "Data", path: join(dir, file) })),
+  ];
+  // wrangler hands out Miniflare 4-style worker options; this Miniflare (5) takes its own shape, converted here.
+  const mf = new Miniflare(convertV4MiniflareOptions({
+    host: "127.0.0.1",
+    port,
+    workers: [
+      {
+        ...workerOptions,
+        name: "llama-edge",
+        bindings: { ...(workerOptions.bindings as Record<string, unknown> | undefined), ...vars },
+        modules,
+        modulesRoot: dir,
+      },
+    ],
+  }));
+  await mf.ready;
+  return { mf, workerd };
 }
 
 /** One generation asked of the GPU worker directly, timed like a client would. */
@@ -152,30 +210,41 @@ async function main(): Promise<void> {
   const edgeUrl = `http://127.0.0.1:${port}`;
   const bundle = await bundleWorker(join(ROOT, "build", "edge-bench"));
   const wrangler = startWranglerDev(vars, port, !args.verbose, { bundle });
+  const mfPort = Number(args["miniflare-port"]);
+  const mfUrl = `http://127.0.0.1:${mfPort}`;
+  let miniflare: MiniflareInstance | undefined;
   const cleanup = () => {
     wrangler.kill("SIGTERM");
     gpu.child.kill("SIGTERM");
   };
   process.on("exit", cleanup);
   try {
+    const started = await startMiniflare(bundle, vars, mfPort);
+    miniflare = started.mf;
     await waitForHttp(`${edgeUrl}/healthz`, 120_000);
+    await waitForHttp(`${mfUrl}/healthz`, 30_000);
     const messages = [
       { role: "system", content: "You are a helpful assistant." },
       { role: "user", content: "Write a short poem about the sea." },
     ];
     const ids = buildChatPrompt(tokenizer, { messages: messages as never }).ids;
-    say(`GPU worker ${gpu.url}, edge ${edgeUrl} (wrangler dev), prompt ${ids.length} tokens, ${MAX_TOKENS}-token completions`);
+    say(`GPU worker ${gpu.url}, edge ${edgeUrl} (wrangler dev) and ${mfUrl} (Miniflare, workerd ${started.workerd}), prompt ${ids.length} tokens, ${MAX_TOKENS}-token completions`);
     // Warm both paths (tokenizer construction, JIT, connections) before measuring.
     // The same gateway code in this process (in-memory services), to separate it from the local HTTP stack.
     const config = parseEdgeConfig(vars);
     const services = memoryServices({ config, tokenizer });
     const gateway = createGateway({ http: handleHttpEndpoint, chat: handleChatFunction, webhook: handleWebhookGenerate });
-    const workerd = (r: Request) => fetch(r);
+    const overHttp = (r: Request) => fetch(r);
     const inProcess = (r: Request) => gateway(r, services);
+    // The edges measured, in the order each round visits them (after the direct calls).
+    const edges = [
+      { where: "workerd (wrangler dev)", send: overHttp, url: edgeUrl },
+      { where: "workerd (Miniflare, no proxy)", send: overHttp, url: mfUrl },
+      { where: "in-process (Node)", send: inProcess, url: "http://edge.local" },
+    ];
     for (let i = 0; i < 3; i++) {
       await direct(gpu.url, secret, ids);
-      await viaEdge(workerd, edgeUrl, key, messages);
-      await viaEdge(inProcess, "http://edge.local", key, messages);
+      for (const edge of edges) await viaEdge(edge.send, edge.url, key, messages);
     }
 
     const rows: string[] = [];
@@ -186,34 +255,37 @@ async function main(): Promise<void> {
       const ms = performance.now() - started;
       return { ttft: ms, total: ms };
     };
+    const httpEdges = edges.filter((edge) => edge.send === overHttp);
     const pd: Sample[] = [];
-    const pe: Sample[] = [];
+    const pe = httpEdges.map(() => [] as Sample[]);
     for (let i = 0; i < REQUESTS; i++) {
       pd.push(await ping(`${gpu.url}/healthz`));
-      pe.push(await ping(`${edgeUrl}/healthz`));
+      for (const [j, edge] of httpEdges.entries()) pe[j]!.push(await ping(`${edge.url}/healthz`));
     }
     for (const p of [50, 99]) {
       const dv = percentile(pd.map((s) => s.total), p);
-      const ev = percentile(pe.map((s) => s.total), p);
-      rows.push(`| GET /healthz (no work: the HTTP stack alone), edge workerd (wrangler dev) | 1 | p${p} | ${dv.toFixed(1)} | ${ev.toFixed(1)} | ${(ev - dv).toFixed(1)} | ${(ev / dv).toFixed(3)} |`);
+      for (const [j, edge] of httpEdges.entries()) {
+        const ev = percentile(pe[j]!.map((s) => s.total), p);
+        rows.push(`| GET /healthz (no work: the HTTP stack alone), edge ${edge.where} | 1 | p${p} | ${dv.toFixed(1)} | ${ev.toFixed(1)} | ${(ev - dv).toFixed(1)} | ${(ev / dv).toFixed(3)} |`);
+      }
     }
     for (const c of CONCURRENCY) {
       const d: Sample[] = [];
-      const e: Sample[] = [];
-      const n: Sample[] = [];
+      const e = edges.map(() => [] as Sample[]);
       const rounds = 4;
       const perRound = Math.ceil(REQUESTS / rounds);
       for (let r = 0; r < rounds; r++) {
         d.push(...(await runConcurrent(c, perRound, () => direct(gpu.url, secret, ids))));
-        e.push(...(await runConcurrent(c, perRound, () => viaEdge(workerd, edgeUrl, key, messages))));
-        n.push(...(await runConcurrent(c, perRound, () => viaEdge(inProcess, "http://edge.local", key, messages))));
+        for (const [j, edge] of edges.entries()) {
+          e[j]!.push(...(await runConcurrent(c, perRound, () => viaEdge(edge.send, edge.url, key, messages))));
+        }
       }
       for (const [metric, pick] of [["time to first token", (s: Sample) => s.ttft], [`full ${MAX_TOKENS}-token completion`, (s: Sample) => s.total]] as const) {
         for (const p of [50, 99]) {
           const dv = percentile(d.map(pick), p);
-          for (const [where, samples] of [["workerd (wrangler dev)", e], ["in-process (Node)", n]] as const) {
-            const ev = percentile(samples.map(pick), p);
-            rows.push(`| ${metric}, edge ${where} | ${c} | p${p} | ${dv.toFixed(1)} | ${ev.toFixed(1)} | ${(ev - dv).toFixed(1)} | ${(ev / dv).toFixed(3)} |`);
+          for (const [j, edge] of edges.entries()) {
+            const ev = percentile(e[j]!.map(pick), p);
+            rows.push(`| ${metric}, edge ${edge.where} | ${c} | p${p} | ${dv.toFixed(1)} | ${ev.toFixed(1)} | ${(ev - dv).toFixed(1)} | ${(ev / dv).toFixed(3)} |`);
           }
         }
       }
@@ -256,7 +328,7 @@ async function main(): Promise<void> {
     }
 
     const out = [
-      `Edge vs direct GPU worker, loopback, ${REQUESTS} requests per path and concurrency, greedy ${MAX_TOKENS}-token completions, prompt ${ids.length} tokens (${new Date().toISOString().slice(0, 10)}).`,
+      `Edge vs direct GPU worker, loopback, ${REQUESTS} requests per path and concurrency, greedy ${MAX_TOKENS}-token completions, prompt ${ids.length} tokens, workerd ${started.workerd} (${new Date().toISOString().slice(0, 10)}).`,
       "",
       "| metric | clients | pct | direct ms | edge ms | added ms | edge/direct |",
       "| --- | --- | --- | --- | --- | --- | --- |",
@@ -274,6 +346,7 @@ async function main(): Promise<void> {
     ];
     process.stdout.write(out.join("\n") + "\n");
   } finally {
+    await miniflare?.dispose();
     cleanup();
   }
 }
