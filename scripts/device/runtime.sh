@@ -1,4 +1,5 @@
-# Sourced by the device scripts, from the repository root on the GPU machine: unpacks the carried Node 22
+# Sourced by the device scripts, from the repository root on the GPU machine (pack-runtime.sh makes what they
+# carry): unpacks the carried Node 22
 # runtime (.carry/runtime.tar.xz: node + the trimmed node_modules transformers.js needs) and Debian's Vulkan
 # loader (.gl/*.deb) once per machine, and points Dawn at the NVIDIA Vulkan driver.
 if [ ! -x /opt/rt/bin/node ]; then
