@@ -1,7 +1,7 @@
-# Sourced by the device scripts, from the repository root on the GPU machine (pack-runtime.sh makes what they
-# carry): unpacks the carried Node 22
+# Sourced by the device scripts, from the repository root on the GPU machine: unpacks the carried Node 22
 # runtime (.carry/runtime.tar.xz: node + the trimmed node_modules transformers.js needs) and Debian's Vulkan
-# loader (.gl/*.deb) once per machine, and points Dawn at the NVIDIA Vulkan driver.
+# loader (.gl/*.deb), both made here by pack-runtime.sh, once per machine, and points Dawn at the NVIDIA
+# Vulkan driver.
 if [ ! -x /opt/rt/bin/node ]; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
