@@ -21,7 +21,7 @@
 
 import { Environment, Interpreter, parse, tokenize } from "@huggingface/jinja";
 import { isPythonSpace } from "./whitespace.js";
-import { dumps, PythonFloat, pythonFloatRepr, isPythonIntLike, PythonJsonError } from "./python-json.js";
+import { dumps, PythonFloat, pythonFloatRepr, isPythonIntLike, PythonError } from "./python-json.js";
 import { isPlainObject, pythonStrRepr } from "./python-literal.js";
 
 /** A template error: `raise_exception(...)` from the template, or a failure while rendering. */
@@ -190,7 +190,7 @@ function jsonOrTemplateError(f: () => string): string {
   try {
     return f();
   } catch (e) {
-    if (e instanceof PythonJsonError) throw new ChatTemplateError(e.message);
+    if (e instanceof PythonError) throw new ChatTemplateError(e.message);
     throw e;
   }
 }

@@ -41,9 +41,12 @@ export class JSONDecodeError extends Error {
   }
 }
 
-/** Errors Python raises outside `JSONDecodeError` (`ValueError`, `TypeError`), kept distinguishable. */
-export class PythonJsonError extends Error {
-  override readonly name = "PythonJsonError";
+/**
+ * A Python exception other than `JSONDecodeError` (`ValueError`, `TypeError`, `RecursionError`) raised by the
+ * Python-semantics helpers (json.dumps/loads here, literal_eval and hashing in python-literal), named after it.
+ */
+export class PythonError extends Error {
+  override readonly name = "PythonError";
   constructor(
     readonly pythonType: "ValueError" | "TypeError" | "RecursionError",
     message: string,
@@ -101,7 +104,7 @@ export function pythonNumberRepr(x: number | bigint | PythonFloat): string {
 
 function jsonFloat(x: number, allowNan: boolean): string {
   if (!Number.isFinite(x)) {
-    if (!allowNan) throw new PythonJsonError("ValueError", `Out of range float values are not JSON compliant: ${pythonFloatRepr(x)}`);
+    if (!allowNan) throw new PythonError("ValueError", `Out of range float values are not JSON compliant: ${pythonFloatRepr(x)}`);
     return Number.isNaN(x) ? "NaN" : x > 0 ? "Infinity" : "-Infinity";
   }
   return pythonFloatRepr(x);
@@ -204,10 +207,10 @@ export function dumps(value: unknown, options: DumpsOptions = {}): string {
     if (typeof v === "number") return isPythonIntLike(v) ? String(v === 0 ? 0 : v) : jsonFloat(v, allowNan);
     if (v instanceof PythonFloat) return jsonFloat(v.value, allowNan);
     if (typeof v !== "object" || !(Array.isArray(v) || isPlainObject(v))) {
-      throw new PythonJsonError("TypeError", `Object of type ${pythonTypeName(v)} is not JSON serializable`);
+      throw new PythonError("TypeError", `Object of type ${pythonTypeName(v)} is not JSON serializable`);
     }
-    if (active.has(v)) throw new PythonJsonError("ValueError", "Circular reference detected");
-    if (level >= MAX_JSON_DEPTH) throw new PythonJsonError("RecursionError", "maximum recursion depth exceeded while encoding a JSON object");
+    if (active.has(v)) throw new PythonError("ValueError", "Circular reference detected");
+    if (level >= MAX_JSON_DEPTH) throw new PythonError("RecursionError", "maximum recursion depth exceeded while encoding a JSON object");
     active.add(v);
     try {
       const parts: string[] = [];
@@ -349,7 +352,7 @@ export function loads(text: string, options: LoadsOptions = {}): unknown {
       case "{":
       case "[":
         if (depth >= MAX_JSON_DEPTH) {
-          throw new PythonJsonError("RecursionError", `maximum recursion depth exceeded while decoding a JSON ${c === "[" ? "array" : "object"}`);
+          throw new PythonError("RecursionError", `maximum recursion depth exceeded while decoding a JSON ${c === "[" ? "array" : "object"}`);
         }
         return c === "[" ? parseArray(depth) : parseObject(depth);
       case "n":
@@ -379,7 +382,7 @@ export function loads(text: string, options: LoadsOptions = {}): unknown {
     if (m![1] === undefined && m![2] === undefined) {
       const digits = literal.length - (literal[0] === "-" ? 1 : 0);
       if (digits > INT_MAX_STR_DIGITS) {
-        throw new PythonJsonError(
+        throw new PythonError(
           "ValueError",
           `Exceeds the limit (${INT_MAX_STR_DIGITS} digits) for integer string conversion: value has ${digits} digits`,
         );

@@ -9,7 +9,7 @@
  */
 
 import type { PyNode } from "./python-syntax.js";
-import { PythonFloat, pythonFloatRepr, pythonNumberRepr, setOwn } from "./python-json.js";
+import { PythonError, PythonFloat, pythonFloatRepr, pythonNumberRepr, setOwn } from "./python-json.js";
 
 export class PyBytes {
   constructor(readonly bytes: Uint8Array) {}
@@ -60,16 +60,6 @@ export type PyValue =
   | PyEllipsis
   | PyValue[];
 
-/** Errors raised by `literal_eval` and hashing, named after the Python exception. */
-export class PythonValueError extends Error {
-  override readonly name = "PythonValueError";
-  constructor(
-    readonly pythonType: "ValueError" | "TypeError" | "RecursionError",
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export function pythonTypeName(v: PyValue): string {
   if (v === null) return "NoneType";
@@ -100,7 +90,7 @@ export function pyHashKey(v: PyValue): string {
   if (v instanceof PyBytes) return "b" + Array.from(v.bytes).join(",");
   if (v instanceof PyTuple) return "t(" + v.items.map(pyHashKey).join("|") + ")";
   if (v === PY_ELLIPSIS) return "Ellipsis";
-  throw new PythonValueError("TypeError", `unhashable type: '${pythonTypeName(v)}'`);
+  throw new PythonError("TypeError", `unhashable type: '${pythonTypeName(v)}'`);
 }
 
 function numericKey(x: bigint | number): string {
@@ -114,7 +104,7 @@ function numericKey(x: bigint | number): string {
 // ---------------------------------------------------------------------------------------------
 
 function malformed(node: PyNode | null): never {
-  throw new PythonValueError("ValueError", `malformed node or string: ${node ? describe(node) : "None"}`);
+  throw new PythonError("ValueError", `malformed node or string: ${node ? describe(node) : "None"}`);
 }
 
 function describe(node: PyNode): string {
@@ -325,7 +315,7 @@ const MAX_REPR_DEPTH = 990;
  * Returns `null` for values Python could not hold (undefined, functions, class instances).
  */
 export function pythonRepr(v: unknown, depth = 0): string | null {
-  if (depth > MAX_REPR_DEPTH) throw new PythonValueError("RecursionError", "maximum recursion depth exceeded while getting the repr of an object");
+  if (depth > MAX_REPR_DEPTH) throw new PythonError("RecursionError", "maximum recursion depth exceeded while getting the repr of an object");
   if (v === null) return "None";
   if (v === true) return "True";
   if (v === false) return "False";

@@ -5,7 +5,7 @@
  * reference's results and the exceptions it raises.
  */
 
-import { dumps, JSONDecodeError, loads, MAX_JSON_DEPTH, PythonFloat, PythonJsonError, pythonNumberRepr } from "./python-json.js";
+import { dumps, JSONDecodeError, loads, MAX_JSON_DEPTH, PythonError, PythonFloat, pythonNumberRepr } from "./python-json.js";
 import {
   isPlainObject,
   literalEval,
@@ -17,7 +17,6 @@ import {
   type PyValue,
   pythonStr,
   pythonTypeName,
-  PythonValueError,
   pyHashKey,
   toJsValue,
 } from "./python-literal.js";
@@ -97,12 +96,7 @@ function formatPythonListValue(value: unknown, depth = 0): string {
 }
 
 function jsonDumps(value: unknown): string {
-  try {
-    return dumps(value);
-  } catch (e) {
-    if (e instanceof PythonJsonError) throw new ChatFormatError(e.pythonType, e.message);
-    throw e;
-  }
+  return asChatFormatError(() => dumps(value));
 }
 
 /**
@@ -219,12 +213,12 @@ function parsePythonListCalls(source: string): Array<[string, PyDict]> {
   return result;
 }
 
-/** Runs `f`, turning the Python value errors of python-literal into {@link ChatFormatError}. */
+/** Runs `f`, turning the Python exceptions of python-json and python-literal into {@link ChatFormatError}. */
 function asChatFormatError<T>(f: () => T): T {
   try {
     return f();
   } catch (e) {
-    if (e instanceof PythonValueError) throw new ChatFormatError(e.pythonType, e.message);
+    if (e instanceof PythonError) throw new ChatFormatError(e.pythonType, e.message);
     throw e;
   }
 }
@@ -278,12 +272,7 @@ function jsonToPy(v: unknown): PyValue {
 
 /** `json.loads` with Python's exceptions: JSONDecodeError passes through, other ValueErrors are wrapped. */
 function pythonJsonLoads(text: string): PyValue {
-  try {
-    return jsonToPy(loads(text, { floats: "PythonFloat" }));
-  } catch (e) {
-    if (e instanceof PythonJsonError) throw new ChatFormatError(e.pythonType, e.message);
-    throw e;
-  }
+  return asChatFormatError(() => jsonToPy(loads(text, { floats: "PythonFloat" })));
 }
 
 function dictGet(d: PyDict, key: string): PyValue | undefined {
