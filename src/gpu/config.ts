@@ -56,6 +56,7 @@ const envSchema = z.object({
   MAX_RUNNING: intFromEnv("MAX_RUNNING", 1, 0),
   BATCH_DECODE: z.enum(["auto", "off"], { error: "BATCH_DECODE must be auto or off" }).default("auto"),
   KV_BUDGET_BYTES: intFromEnv("KV_BUDGET_BYTES", 0, 1024 ** 3),
+  PREFIX_REUSE: z.enum(["on", "off"], { error: "PREFIX_REUSE must be on or off" }).default("on"),
   MAX_CONTEXT: intFromEnv("MAX_CONTEXT", 2, 0),
   FAST_DECODER: z.enum(["auto", "off"], { error: "FAST_DECODER must be auto or off" }).default("auto"),
   FAST_DECODER_MAX_CONTEXT: intFromEnv("FAST_DECODER_MAX_CONTEXT", 16, 8192),
@@ -97,6 +98,14 @@ export interface WorkerConfig {
    */
   batchDecode: "auto" | "off";
   kvBudgetBytes: number;
+  /**
+   * on: a prompt that starts with tokens a cache already holds (its session's LRU entry, or the fast
+   * decoder's last sequence) computes only the rest. off: every prompt is computed whole and nothing is kept
+   * between requests, so a request's tokens never depend on what ran before (on WebGPU in fp16, a suffix
+   * computed on top of a cache can round differently from a whole prompt), and the cost of a chat without
+   * reuse can be measured.
+   */
+  prefixReuse: boolean;
   /** 0: the model's own limit. */
   maxContext: number;
   /**
@@ -143,6 +152,7 @@ export function configFromEnv(env: Record<string, string | undefined>): WorkerCo
     maxRunning: e.MAX_RUNNING || DEFAULT_MAX_RUNNING[e.DEVICE],
     batchDecode: e.BATCH_DECODE,
     kvBudgetBytes: e.KV_BUDGET_BYTES,
+    prefixReuse: e.PREFIX_REUSE === "on",
     maxContext: e.MAX_CONTEXT,
     fastDecoder: e.FAST_DECODER,
     fastDecoderMaxContext: e.FAST_DECODER_MAX_CONTEXT,

@@ -22,6 +22,8 @@ export interface FastEngineOptions {
   capacity: number;
   /** Steps queued between two readbacks: the streaming granularity and the cancellation latency. */
   readbackEvery: number;
+  /** PREFIX_REUSE: false computes every prompt whole, whatever the cache holds. */
+  prefixReuse: boolean;
 }
 
 /** What /readyz shows about the fast decoder. */
@@ -95,7 +97,7 @@ export class FastGreedyEngine {
     let prefilled = false;
     let failed = false;
     try {
-      const keep = Math.min(commonPrefixLength(previous, prompt), prompt.length - 1);
+      const keep = this.options.prefixReuse ? Math.min(commonPrefixLength(previous, prompt), prompt.length - 1) : 0;
       if (job.request.session_id !== null) {
         metrics.kvLookups.inc({ result: keep === 0 ? "miss" : keep === previous.length ? "hit" : "partial" });
       }

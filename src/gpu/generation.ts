@@ -25,6 +25,8 @@ export interface GenerationDeps {
   /** Decode steps go through it, so generations running side by side can share a forward pass. */
   batcher: DecodeBatcher;
   sessions: KvLru<KvState>;
+  /** PREFIX_REUSE: false keeps no session caches and reuses none (every prompt computed whole). */
+  prefixReuse: boolean;
   /** The static-KV decoder, when FAST_DECODER is on and the folder has its graph. */
   fast: FastGreedyEngine | null;
   metrics: WorkerMetrics;
@@ -101,10 +103,11 @@ async function runOnTransformers(deps: GenerationDeps, job: GenerationJob, strea
   const penalised = params.repetitionPenalty !== 1 || params.frequencyPenalty !== 0 || params.presencePenalty !== 0;
   const rng = new Rng(job.seed);
   const history: number[] = [...promptIds];
+  const sessionId = deps.prefixReuse ? request.session_id : null;
   let state: KvState | null = null;
 
   try {
-    state = await acquireState(deps, request.session_id, promptIds);
+    state = await acquireState(deps, sessionId, promptIds);
     const cachedTokens = state.tokens.length;
     stream.start(cachedTokens);
 
@@ -146,6 +149,6 @@ async function runOnTransformers(deps: GenerationDeps, job: GenerationJob, strea
     throw e;
   }
 
-  if (request.session_id !== null) deps.sessions.put(request.session_id, state);
+  if (sessionId !== null) deps.sessions.put(sessionId, state);
   else state.dispose();
 }

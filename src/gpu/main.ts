@@ -40,7 +40,7 @@ async function openFastEngine(config: WorkerConfig, folder: ModelFolder, warmTok
   const bytesPerElement = folder.dtype === "fp16" || folder.dtype === "q4f16" ? 2 : 4; // caches in the activation type
   const start = performance.now();
   try {
-    const engine = await FastGreedyEngine.open({ modelPath, device: config.device, capacity, readbackEvery: config.fastDecoderReadback }, warmToken);
+    const engine = await FastGreedyEngine.open({ modelPath, device: config.device, capacity, readbackEvery: config.fastDecoderReadback, prefixReuse: config.prefixReuse }, warmToken);
     logger.info("fast_decoder", {
       model_path: modelPath,
       capacity,
@@ -102,6 +102,7 @@ async function start(config: WorkerConfig, logger: Logger): Promise<void> {
     stop_tokens: folder.stopTokens,
     queue_capacity: config.queueCapacity,
     kv_budget_bytes: config.kvBudgetBytes,
+    prefix_reuse: config.prefixReuse,
   });
 
   let stopping = false;

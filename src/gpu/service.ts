@@ -270,7 +270,15 @@ export class WorkerService {
       const serviceStart = performance.now();
       try {
         const { done, engine } = await runGeneration(
-          { runner: this.deps.runner, batcher: this.batcher, sessions: this.sessions, fast: this.deps.fast, metrics: this.metrics, logger },
+          {
+            runner: this.deps.runner,
+            batcher: this.batcher,
+            sessions: this.sessions,
+            prefixReuse: this.deps.config.prefixReuse,
+            fast: this.deps.fast,
+            metrics: this.metrics,
+            logger,
+          },
           { request, promptIds, maxNewTokens, stopTokenIds, seed, receivedAt, signal: stop.signal, emit },
         );
         outcome = done.finish_reason;

@@ -143,10 +143,39 @@ describe("FAST_DECODER=auto with a static-KV graph", () => {
   });
 });
 
+describe("PREFIX_REUSE=off", () => {
+  let plain: WorkerProcess;
+  beforeAll(async () => {
+    plain = await startWorker({ MODEL_DIR: await tinyModelDir({ staticKv: true }), MAX_RUNNING: "1", PREFIX_REUSE: "off" });
+  });
+  afterAll(async () => {
+    await plain?.stop();
+  });
+
+  it("computes every prompt whole on both engines and keeps no session cache", async () => {
+    const prefillFed = async () => (await plain.metrics()).get('le_worker_model_tokens_total{phase="prefill"}') ?? 0;
+    const turn1 = await plain.generate({ version: 1, request_id: rid(), session_id: "no-reuse", prompt_token_ids: PROMPT, sampling: greedy(6) });
+    const turn2Prompt = [...PROMPT, ...turn1.tokens, 128009, 128006, 882, 128007, 271, 13347];
+    for (const sampling of [greedy(5), { max_new_tokens: 5, temperature: 0.8, seed: 3 }]) {
+      const before = await prefillFed();
+      const turn2 = await plain.generate({ version: 1, request_id: rid(), session_id: "no-reuse", prompt_token_ids: turn2Prompt, sampling });
+      expect(turn2.start.cached_tokens).toBe(0);
+      expect(turn2.done.usage.cached_tokens).toBe(0);
+      expect((await prefillFed()) - before).toBe(turn2Prompt.length);
+    }
+    expect(turn1.tokens).toEqual(referenceGreedy(PROMPT, 6));
+    expect(await plain.readyz()).toMatchObject({ kv_sessions: 0, kv_bytes: 0, fast_decoder: { busy: false } });
+    const engines = plain.logs.filter((l) => l.event === "request_done").map((l) => l.engine);
+    expect(engines).toEqual(["static_kv", "static_kv", "transformers"]);
+  });
+});
+
 describe("FAST_DECODER settings", () => {
   it("validates FAST_DECODER and its bounds, naming the variable", () => {
     const env = { MODEL_DIR: "/x", WORKER_SECRET: "0123456789abcdef-secret" };
-    expect(configFromEnv(env)).toMatchObject({ fastDecoder: "auto", fastDecoderMaxContext: 8192, fastDecoderReadback: 16 });
+    expect(configFromEnv(env)).toMatchObject({ fastDecoder: "auto", fastDecoderMaxContext: 8192, fastDecoderReadback: 16, prefixReuse: true });
+    expect(configFromEnv({ ...env, PREFIX_REUSE: "off" })).toMatchObject({ prefixReuse: false });
+    expect(() => configFromEnv({ ...env, PREFIX_REUSE: "no" })).toThrow(/PREFIX_REUSE must be on or off/);
     expect(() => configFromEnv({ ...env, FAST_DECODER: "on" })).toThrow(/FAST_DECODER must be auto or off/);
     expect(() => configFromEnv({ ...env, FAST_DECODER_MAX_CONTEXT: "8" })).toThrow(/FAST_DECODER_MAX_CONTEXT must be an integer >= 16/);
     expect(() => configFromEnv({ ...env, FAST_DECODER_READBACK: "0" })).toThrow(/FAST_DECODER_READBACK must be an integer >= 1/);
