@@ -10,7 +10,8 @@
  *  - single: one stream, time to first token and decode tokens/s (medians over --repeats, interleaved runs);
  *  - concurrency: N simultaneous requests: the FIFO worker (MAX_RUNNING=1) queues them, a second worker with
  *    MAX_RUNNING=max N runs them side by side (batched decode steps on CPU), the pipeline gets N concurrent calls;
- *  - chat: a --turns-turn conversation per client, worker with and without session prefix reuse vs pipeline;
+ *  - chat: a --turns-turn conversation per client, worker with and without prefix reuse (a second worker with
+ *    PREFIX_REUSE=off) vs pipeline, and the most reuse could give (the no-reuse chat's time to first token);
  *  - batching: decode throughput of B equal-length rows in one forward vs B single-row forwards (in-process,
  *    transformers.js model.forward), with a check that both give the same greedy tokens.
  *
@@ -191,7 +192,7 @@ interface WorkerHandle {
 }
 
 /** The FIFO worker is started with MAX_RUNNING=1 explicitly (the CPU default is 4, see src/gpu/config.ts). */
-async function startWorker(dir: string, maxRunning = 1): Promise<WorkerHandle> {
+async function startWorker(dir: string, maxRunning = 1, extraEnv: Record<string, string> = {}): Promise<WorkerHandle> {
   const secret = randomBytes(24).toString("hex");
   const { child, url } = await spawnGpuWorker({
     args: opts["worker-entry"] ? [resolve(opts["worker-entry"])] : undefined,
@@ -206,6 +207,7 @@ async function startWorker(dir: string, maxRunning = 1): Promise<WorkerHandle> {
       KV_BUDGET_BYTES: String(8 * 1024 ** 3),
       CPU_THREADS: String(threads),
       LOG_LEVEL: "info",
+      ...extraEnv,
     },
     stderr: "inherit",
   });
@@ -390,16 +392,26 @@ async function concurrency(worker: WorkerHandle, interleaved: WorkerHandle | nul
   results.concurrency = out;
 }
 
-async function chat(worker: WorkerHandle, interleaved: WorkerHandle | null, generator: TextGenerator, tokenizer: Tokenizer) {
+/**
+ * `worker` reuses prefixes; `withoutReuse` is the same worker started with PREFIX_REUSE=off (both engines then
+ * compute every prompt whole: a session id alone would still let the fast decoder reuse its last sequence).
+ */
+async function chat(worker: WorkerHandle, withoutReuse: WorkerHandle, interleaved: WorkerHandle | null, generator: TextGenerator, tokenizer: Tokenizer) {
   const rows: (string | number)[][] = [];
   const out: unknown[] = [];
-  const system = textOfTokens(tokenizer, systemTokens, 7).text;
+  // Each measuring round is a different chat (its own system prompt), so no cache holds any of it at its start.
+  const systemOf = (round: number) => textOfTokens(tokenizer, systemTokens, 7 + round).text;
+  // Warm-up (first-call costs and JIT, in the workers and in this client) on every system.
+  const warmText = `<|begin_of_text|>${HEADER("system")}${systemOf(99)}<|eot_id|>${HEADER("user")}${textOfTokens(tokenizer, userTokens, 999).text}<|eot_id|>${HEADER("assistant")}`;
+  const warmIds = tokenizer.encode(warmText, { bos: false, eos: false, allowedSpecial: "all" });
+  for (const w of [worker, withoutReuse, interleaved]) if (w) await workerRun(w.client, warmIds, null);
+  await pipelineRun(generator, warmText);
   for (const c of chatConcurrencies) {
     const userTurns = Array.from({ length: c }, (_, chatIndex) =>
       Array.from({ length: turns }, (_, t) => textOfTokens(tokenizer, userTokens, 1000 * chatIndex + t).text),
     );
     /** Runs every chat's turns in order (chats concurrently); the history holds the model's own answers. */
-    const conversation = async (label: string, run: (chatIndex: number, text: string, ids: number[]) => Promise<Run>) => {
+    const conversation = async (system: string, run: (chatIndex: number, text: string, ids: number[]) => Promise<Run>) => {
       await settle();
       const t0 = performance.now();
       const perChat = await Promise.all(
@@ -421,44 +433,102 @@ async function chat(worker: WorkerHandle, interleaved: WorkerHandle | null, gene
       const wall = performance.now() - t0;
       const all = perChat.flatMap((x) => x.runs);
       return {
-        label,
         tokens: perChat.map((x) => x.runs.map((r) => r.tokens.join(",")).join(";")),
         wallMs: wall,
         ttftMean: all.reduce((s, r) => s + r.ttftMs, 0) / all.length,
         ttftLastTurn: median(perChat.map((x) => x.runs.at(-1)!.ttftMs)),
-        cachedShare: all.reduce((s, r) => s + (r.cachedTokens ?? 0), 0),
+        // The worker's own receipt → first token (queue, validation, prefill) summed over every turn: the
+        // part of a turn prefix reuse can shorten; the rest is decoding, which reuse does not change.
+        serverTtftSumMs: all.reduce((s, r) => s + (r.server?.ttftMs ?? NaN), 0),
         finalPromptTokens: median(perChat.map((x) => x.finalPromptTokens)),
       };
     };
+    type Conversation = Awaited<ReturnType<typeof conversation>>;
     const sessionIds = userTurns.map((_, i) => `chat-c${c}-n${i}-${randomBytes(4).toString("hex")}`);
-    const withReuse = await conversation("worker, prefix reuse", (i, _text, ids) => workerRun(worker.client, ids, sessionIds[i]!));
-    const noReuse = await conversation("worker, no reuse", (_i, _text, ids) => workerRun(worker.client, ids, null));
-    const sideIds = sessionIds.map((id) => `${id}-side`);
-    const side =
-      c > 1 && interleaved
-        ? await conversation(`worker, prefix reuse, ${sideBySide} (MAX_RUNNING ≥ ${c})`, (i, _text, ids) => workerRun(interleaved.client, ids, sideIds[i]!))
-        : null;
-    const plain = await conversation("pipeline (no KV reuse)", (_i, text) => pipelineRun(generator, text));
-    // Prefix reuse (and batching) must not change the answers (same prompts, greedy).
-    const sameAs = (r: typeof withReuse) => (r.tokens.every((t, i) => t === noReuse.tokens[i]) ? "yes" : "NO");
-    const same = sameAs(withReuse);
-    for (const r of side ? [withReuse, side, noReuse, plain] : [withReuse, noReuse, plain]) {
-      rows.push([c, r.label, f1(r.wallMs), f2(noReuse.wallMs / r.wallMs), f2(plain.wallMs / r.wallMs), f1(r.ttftMean), f1(r.ttftLastTurn), r.finalPromptTokens, r === plain ? "" : sameAs(r)]);
+    const systems: { label: string; run: (round: number) => (chatIndex: number, text: string, ids: number[]) => Promise<Run> }[] = [
+      { label: "worker, prefix reuse", run: (round) => (i, _text, ids) => workerRun(worker.client, ids, `${sessionIds[i]!}-r${round}`) },
+      {
+        label: "worker, no reuse (PREFIX_REUSE=off)",
+        run: (round) => (i, _text, ids) => workerRun(withoutReuse.client, ids, `${sessionIds[i]!}-off-r${round}`),
+      },
+      ...(c > 1 && interleaved
+        ? [
+            {
+              label: `worker, prefix reuse, ${sideBySide} (MAX_RUNNING ≥ ${c})`,
+              run: (round: number) => (i: number, _text: string, ids: number[]) => workerRun(interleaved.client, ids, `${sessionIds[i]!}-side-r${round}`),
+            },
+          ]
+        : []),
+      { label: "pipeline (no KV reuse)", run: () => (_i, text) => pipelineRun(generator, text) },
+    ];
+    // Two rounds, the second in reverse order (A B C, C B A), each system's figures the mean of its two runs:
+    // whichever system ran first was measured 10–30 % slower in single-round runs (warm-up and drift).
+    const runsOf = new Map<string, Conversation[]>(systems.map((sys) => [sys.label, []]));
+    for (const [round, order] of [systems, [...systems].reverse()].entries()) {
+      for (const sys of order) runsOf.get(sys.label)!.push(await conversation(systemOf(round), sys.run(round)));
     }
-    const strip = ({ tokens: _tokens, ...rest }: typeof withReuse) => rest;
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const summary = (label: string) => {
+      const runs = runsOf.get(label)!;
+      return {
+        label,
+        runs,
+        wallMs: mean(runs.map((r) => r.wallMs)),
+        ttftMean: mean(runs.map((r) => r.ttftMean)),
+        ttftLastTurn: mean(runs.map((r) => r.ttftLastTurn)),
+        serverTtftSumMs: mean(runs.map((r) => r.serverTtftSumMs)),
+        finalPromptTokens: runs[0]!.finalPromptTokens,
+      };
+    };
+    const [withReuse, noReuse, ...rest] = systems.map((sys) => summary(sys.label)) as [ReturnType<typeof summary>, ReturnType<typeof summary>, ...ReturnType<typeof summary>[]];
+    const plain = rest.at(-1)!;
+    const side = rest.length > 1 ? rest[0]! : null;
+    // Prefix reuse (and batching) must not change the answers (same prompts, greedy), round by round.
+    const sameAs = (r: typeof withReuse) => (r.runs.every((run, round) => run.tokens.every((t, i) => t === noReuse.runs[round]!.tokens[i])) ? "yes" : "NO");
+    const same = sameAs(withReuse);
+    // The most any reuse could give: the no-reuse chat with its time to first token (worker side) made free.
+    // With c chats at once the turns overlap, so the figure is only computed for one chat.
+    const ceiling = c === 1 ? noReuse.wallMs / (noReuse.wallMs - noReuse.serverTtftSumMs) : NaN;
+    for (const r of side ? [withReuse, side, noReuse, plain] : [withReuse, noReuse, plain]) {
+      rows.push([
+        c,
+        r.label,
+        f1(r.wallMs),
+        f2(noReuse.wallMs / r.wallMs),
+        r === noReuse && c === 1 ? `${f1((100 * r.serverTtftSumMs) / r.wallMs)} % → ${f2(ceiling)}×` : "",
+        f2(plain.wallMs / r.wallMs),
+        f1(r.ttftMean),
+        f1(r.ttftLastTurn),
+        r.finalPromptTokens,
+        r === plain ? "" : sameAs(r),
+      ]);
+    }
+    const strip = ({ runs, ...figures }: typeof withReuse) => ({ ...figures, wallMsPerRound: runs.map((r) => r.wallMs) });
     out.push({
       chats: c,
       withReuse: strip(withReuse),
       sideBySide: side ? strip(side) : null,
       noReuse: strip(noReuse),
       pipeline: strip(plain),
+      reuseCeiling: ceiling,
       reuseSameTokens: same === "yes",
       sideBySideSameTokens: side ? sameAs(side) === "yes" : null,
     });
   }
   table(
-    `${turns}-turn chat per session (system ${systemTokens} + user ${userTokens} tokens per turn, ${newTokens} new tokens per answer)`,
-    ["chats", "system", "total ms", "speed-up vs worker without reuse", "speed-up vs pipeline", "TTFT mean ms", "TTFT last turn ms", "final prompt tokens", "same tokens with/without reuse"],
+    `${turns}-turn chat per session (system ${systemTokens} + user ${userTokens} tokens per turn, ${newTokens} new tokens per answer; mean of two rounds, A B C then C B A)`,
+    [
+      "chats",
+      "system",
+      "total ms",
+      "speed-up vs worker without reuse",
+      "time to first token's share of the no-reuse chat → most reuse can give",
+      "speed-up vs pipeline",
+      "TTFT mean ms",
+      "TTFT last turn ms",
+      "final prompt tokens",
+      "same tokens with/without reuse",
+    ],
     rows,
   );
   results.chat = out;
@@ -553,14 +623,16 @@ if (needsServers) {
   // A second worker that admits every session at once (batched decode steps on CPU).
   const maxC = Math.max(1, ...concurrencies, ...chatConcurrencies);
   const interleaved = maxC > 1 && (sections.has("concurrency") || sections.has("chat")) ? await startWorker(dir, maxC) : null;
+  const withoutReuse = sections.has("chat") ? await startWorker(dir, 1, { PREFIX_REUSE: "off" }) : null;
   const generator = await loadPipeline(dir);
   try {
     if (sections.has("single")) await singleStream(worker, generator, tokenizer);
     if (sections.has("concurrency")) await concurrency(worker, interleaved, maxC, generator, tokenizer);
-    if (sections.has("chat")) await chat(worker, interleaved, generator, tokenizer);
+    if (withoutReuse) await chat(worker, withoutReuse, interleaved, generator, tokenizer);
   } finally {
     await worker.stop();
     await interleaved?.stop();
+    await withoutReuse?.stop();
   }
 }
 if (sections.has("batching")) await batching(dir, tokenizer);
