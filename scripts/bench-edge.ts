@@ -3,19 +3,25 @@
  * loopback, and the gateway's own CPU time per request.
  *
  *   npx tsx scripts/bench-edge.ts [--requests 40] [--concurrency 1,16] [--max-tokens 64] [--edge-port 8797]
- *                                 [--miniflare-port 8798] [--verbose]
+ *                                 [--miniflare-port 8798] [--miniflare-nolimit-port 8799]
+ *                                 [--pass-through-port 8800] [--verbose]
  *
- * 1. Latency. A GPU worker (tiny random model on CPU, or MODEL_DIR) and one bundle of the Worker (as
- *    `wrangler deploy` builds it) served twice: under `wrangler dev` (offline), and by Miniflare directly on
- *    its own loopback socket, which is the same workerd without wrangler's proxy Worker in front (production
- *    has no such proxy). Each round sends the same chat turn directly as protocol v1 (`POST /v1/generate`
- *    with the prompt ids the edge would send, signed) and through each edge (`POST /v1/chat/completions`,
- *    streaming, API key), and through the same gateway code called in-process. All use greedy decoding, so
- *    the GPU does the same work; rounds alternate the paths so drift affects all. Reported: time to first
- *    token (first token event / first content chunk) and time to the end of a full `--max-tokens`
- *    completion, p50 and p99, at 1 and 16 concurrent clients, with the edge/direct ratio and the added
- *    milliseconds; and `GET /healthz` on each workerd next to the GPU worker's, the runtime's cost for a
- *    route that does nothing.
+ * 1. Latency. A GPU worker (tiny random model on CPU, or MODEL_DIR; one generation at a time and one
+ *    onnxruntime thread unless CPU_THREADS / MAX_RUNNING say otherwise, so that on a small machine the CPU
+ *    model does not take the cores the edge under test needs: in production the two never share a machine)
+ *    and one bundle of the Worker (as `wrangler deploy` builds it) served three times: under `wrangler dev`
+ *    (offline), and by Miniflare directly on its own loopback socket, which is the same workerd without
+ *    wrangler's proxy Worker in front (production has no such proxy), once with the local rate-limit
+ *    simulation and once without it (see startMiniflare). Next to them, workerd's own floor: a pass-through
+ *    Worker that only forwards the request (startPassThrough). Each round sends the same chat turn directly
+ *    as protocol v1 (`POST /v1/generate` with the prompt ids the edge would send, signed) and through each
+ *    edge (`POST /v1/chat/completions`, streaming, API key), and through the same gateway code called
+ *    in-process. All use greedy decoding, so the GPU does the same work. With one client the paths take
+ *    turns request by request, each after a 20 ms pause; with more, in rounds of a quarter of the requests.
+ *    Reported: time to first token (first token event / first content chunk) and time to the end of a full
+ *    `--max-tokens` completion, p50 and p99, at 1 and 16 concurrent clients, with the edge/direct ratio and
+ *    the added milliseconds; and `GET /healthz` on each workerd next to the GPU worker's, the runtime's cost
+ *    for a route that does nothing.
  * 2. CPU. The same gateway code (functions/ behind src/edge/gateway.ts, in-memory services) runs in this
  *    process; `process.cpuUsage()` around each request gives its CPU time (the GPU worker is another
  *    process), for a short chat and for a 4k-token conversation, plus the tokenization share alone.
@@ -46,6 +52,10 @@ const { values: args } = parseArgs({
     "max-tokens": { type: "string", default: "64" },
     "edge-port": { type: "string", default: "8797" },
     "miniflare-port": { type: "string", default: "8798" },
+    /** The second Miniflare instance, without the local rate-limit simulation. */
+    "miniflare-nolimit-port": { type: "string", default: "8799" },
+    /** The pass-through Worker (workerd's own floor). */
+    "pass-through-port": { type: "string", default: "8800" },
     verbose: { type: "boolean", default: false },
   },
 });
@@ -60,6 +70,16 @@ interface Sample {
   total: number;
 }
 
+/** One way of reaching the GPU worker that is compared with calling it directly. */
+interface EdgePath {
+  where: string;
+  /** Base URL of an HTTP edge (its /healthz is measured too); null for the in-process gateway. */
+  url: string | null;
+  run: () => Promise<Sample>;
+}
+
+const pause = () => new Promise((resolve) => setTimeout(resolve, 20));
+
 /** The slice of Miniflare's API used here (the class comes from wrangler's own copy, see startMiniflare). */
 interface MiniflareInstance {
   ready: Promise<URL>;
@@ -73,17 +93,35 @@ interface MiniflareInstance {
  * bindings exactly as `wrangler dev` does (Durable Objects with their SQLite flags, KV, queues and their
  * consumers, the rate limit, [vars]), so the two rows differ only by the proxy. `vars` override [vars] as the
  * env file does under wrangler dev; state is in memory.
+ *
+ * `rateLimiter: false` leaves out the RATE_LIMITER binding (the gateway then limits nothing). Locally the
+ * binding is simulated by a call to a Durable Object that reads and writes SQLite before `limit()` answers;
+ * Cloudflare's binding answers from counters cached on the machine the Worker runs on, without waiting on a
+ * network request (developers.cloudflare.com/workers/runtime-apis/bindings/rate-limit, "Performance"). The row
+ * without it is therefore the local stand-in for what production's gateway adds.
  */
-async function startMiniflare(bundle: string, vars: Record<string, string>, port: number): Promise<{ mf: MiniflareInstance; workerd: string }> {
+/** wrangler's own copy of Miniflare (so its workerd is the one `wrangler dev` runs) and that workerd's version. */
+function wranglersMiniflare() {
   const fromWrangler = createRequire(createRequire(import.meta.url).resolve("wrangler/package.json"));
-  const { unstable_getMiniflareWorkerOptions } = fromWrangler("wrangler") as typeof import("wrangler");
   const { Miniflare, convertV4MiniflareOptions } = fromWrangler("miniflare") as {
     Miniflare: new (options: object) => MiniflareInstance;
     convertV4MiniflareOptions: (options: object) => object;
   };
   const workerdPackage = createRequire(fromWrangler.resolve("miniflare")).resolve("workerd/package.json");
   const workerd = (JSON.parse(readFileSync(workerdPackage, "utf8")) as { version: string }).version;
-  const { modulesRules: _rules, ...workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
+  // wrangler hands out Miniflare 4-style options; this Miniflare (5) takes its own shape, converted here.
+  const start = async (options: object): Promise<MiniflareInstance> => {
+    const mf = new Miniflare(convertV4MiniflareOptions(options));
+    await mf.ready;
+    return mf;
+  };
+  return { fromWrangler, start, workerd };
+}
+
+async function startMiniflare(bundle: string, vars: Record<string, string>, port: number, rateLimiter: boolean): Promise<{ mf: MiniflareInstance; workerd: string }> {
+  const { fromWrangler, start, workerd } = wranglersMiniflare();
+  const { unstable_getMiniflareWorkerOptions } = fromWrangler("wrangler") as typeof import("wrangler");
+  const { modulesRules: _rules, ratelimits, ...workerOptions } = unstable_getMiniflareWorkerOptions(join(ROOT, "wrangler.toml")).workerOptions;
   // Miniflare 5 takes the module list rather than rules: the entry, and the bundle's `*.bin` files as Data
   // modules (wrangler.toml's rule; the tokenizer asset is the only one).
   const dir = dirname(bundle);
@@ -93,22 +131,46 @@ async function startMiniflare(bundle: string, vars: Record<string, string>, port
       .filter((file) => file.endsWith(".bin"))
       .map((file) => ({ type: "Data", path: join(dir, file) })),
   ];
-  // wrangler hands out Miniflare 4-style worker options; this Miniflare (5) takes its own shape, converted here.
-  const mf = new Miniflare(convertV4MiniflareOptions({
+  const mf = await start({
     host: "127.0.0.1",
     port,
     workers: [
       {
         ...workerOptions,
+        ...(rateLimiter ? { ratelimits } : {}),
         name: "llama-edge",
         bindings: { ...(workerOptions.bindings as Record<string, unknown> | undefined), ...vars },
         modules,
         modulesRoot: dir,
       },
     ],
-  }));
-  await mf.ready;
+  });
   return { mf, workerd };
+}
+
+/**
+ * workerd's floor for this traffic: a Worker that only forwards each request to the GPU worker and returns its
+ * body as it streams (no parsing, no re-framing), in the same Miniflare and workerd as the gateway rows.
+ */
+function startPassThrough(upstream: string, port: number): Promise<MiniflareInstance> {
+  return wranglersMiniflare().start({
+    host: "127.0.0.1",
+    port,
+    workers: [
+      {
+        name: "pass-through",
+        modules: true,
+        compatibilityDate: "2026-11-01",
+        bindings: { UPSTREAM: upstream },
+        script: `export default {
+  fetch(request, env) {
+    const url = new URL(request.url);
+    return fetch(env.UPSTREAM + url.pathname, { method: request.method, headers: request.headers, body: request.body });
+  },
+};`,
+      },
+    ],
+  });
 }
 
 /** One generation asked of the GPU worker directly, timed like a client would. */
@@ -200,7 +262,16 @@ async function main(): Promise<void> {
   const tokenizer = await loadDefaultTokenizer();
   const modelDir = process.env.MODEL_DIR || (await ensureDevModel(say));
   const secret = randomBytes(24).toString("hex");
-  const gpu = await startGpuWorker({ MODEL_DIR: modelDir, PORT: "0", WORKER_SECRET: secret }, (l) => say(`[gpu] ${l}`));
+  const gpu = await startGpuWorker(
+    {
+      MODEL_DIR: modelDir,
+      PORT: "0",
+      WORKER_SECRET: secret,
+      CPU_THREADS: process.env.CPU_THREADS ?? "1",
+      MAX_RUNNING: process.env.MAX_RUNNING ?? "1",
+    },
+    (l) => say(`[gpu] ${l}`),
+  );
   const key = `sk-bench-${randomBytes(8).toString("hex")}`;
   const keyHash = createHash("sha256").update(key).digest("hex");
   // Request log lines off: under wrangler dev each one is ~5 ms of local I/O that production does not pay on
@@ -212,39 +283,49 @@ async function main(): Promise<void> {
   const wrangler = startWranglerDev(vars, port, !args.verbose, { bundle });
   const mfPort = Number(args["miniflare-port"]);
   const mfUrl = `http://127.0.0.1:${mfPort}`;
-  let miniflare: MiniflareInstance | undefined;
+  const mfNoLimitUrl = `http://127.0.0.1:${Number(args["miniflare-nolimit-port"])}`;
+  const passUrl = `http://127.0.0.1:${Number(args["pass-through-port"])}`;
+  const miniflares: MiniflareInstance[] = [];
   const cleanup = () => {
     wrangler.kill("SIGTERM");
     gpu.child.kill("SIGTERM");
   };
   process.on("exit", cleanup);
   try {
-    const started = await startMiniflare(bundle, vars, mfPort);
-    miniflare = started.mf;
+    const started = await startMiniflare(bundle, vars, mfPort, true);
+    miniflares.push(started.mf);
+    miniflares.push((await startMiniflare(bundle, vars, Number(args["miniflare-nolimit-port"]), false)).mf);
+    miniflares.push(await startPassThrough(gpu.url, Number(args["pass-through-port"])));
     await waitForHttp(`${edgeUrl}/healthz`, 120_000);
     await waitForHttp(`${mfUrl}/healthz`, 30_000);
+    await waitForHttp(`${mfNoLimitUrl}/healthz`, 30_000);
+    await waitForHttp(`${passUrl}/healthz`, 30_000);
     const messages = [
       { role: "system", content: "You are a helpful assistant." },
       { role: "user", content: "Write a short poem about the sea." },
     ];
     const ids = buildChatPrompt(tokenizer, { messages: messages as never }).ids;
-    say(`GPU worker ${gpu.url}, edge ${edgeUrl} (wrangler dev) and ${mfUrl} (Miniflare, workerd ${started.workerd}), prompt ${ids.length} tokens, ${MAX_TOKENS}-token completions`);
-    // Warm both paths (tokenizer construction, JIT, connections) before measuring.
+    say(`GPU worker ${gpu.url}, edge ${edgeUrl} (wrangler dev), ${mfUrl} and ${mfNoLimitUrl} (Miniflare with and without the rate limit, workerd ${started.workerd}), prompt ${ids.length} tokens, ${MAX_TOKENS}-token completions`);
     // The same gateway code in this process (in-memory services), to separate it from the local HTTP stack.
     const config = parseEdgeConfig(vars);
     const services = memoryServices({ config, tokenizer });
     const gateway = createGateway({ http: handleHttpEndpoint, chat: handleChatFunction, webhook: handleWebhookGenerate });
     const overHttp = (r: Request) => fetch(r);
     const inProcess = (r: Request) => gateway(r, services);
-    // The edges measured, in the order each round visits them (after the direct calls).
-    const edges = [
-      { where: "workerd (wrangler dev)", send: overHttp, url: edgeUrl },
-      { where: "workerd (Miniflare, no proxy)", send: overHttp, url: mfUrl },
-      { where: "in-process (Node)", send: inProcess, url: "http://edge.local" },
+    const viaGateway = (send: (r: Request) => Promise<Response>, url: string) => () => viaEdge(send, url, key, messages);
+    // The paths measured against the direct call, in the order each round visits them. The pass-through Worker
+    // is workerd's own floor: a Worker that forwards the signed protocol request and returns the worker's body.
+    const edges: EdgePath[] = [
+      { where: "workerd (wrangler dev)", url: edgeUrl, run: viaGateway(overHttp, edgeUrl) },
+      { where: "workerd (Miniflare, no proxy)", url: mfUrl, run: viaGateway(overHttp, mfUrl) },
+      { where: "workerd (Miniflare, no proxy, no local rate-limit simulation)", url: mfNoLimitUrl, run: viaGateway(overHttp, mfNoLimitUrl) },
+      { where: "in-process (Node)", url: null, run: viaGateway(inProcess, "http://edge.local") },
+      { where: "workerd floor: a pass-through Worker (Miniflare), not the gateway", url: passUrl, run: () => direct(passUrl, secret, ids) },
     ];
+    // Warm every path (tokenizer construction, JIT, connections) before measuring.
     for (let i = 0; i < 3; i++) {
       await direct(gpu.url, secret, ids);
-      for (const edge of edges) await viaEdge(edge.send, edge.url, key, messages);
+      for (const edge of edges) await edge.run();
     }
 
     const rows: string[] = [];
@@ -255,7 +336,7 @@ async function main(): Promise<void> {
       const ms = performance.now() - started;
       return { ttft: ms, total: ms };
     };
-    const httpEdges = edges.filter((edge) => edge.send === overHttp);
+    const httpEdges = edges.filter((edge): edge is EdgePath & { url: string } => edge.url !== null);
     const pd: Sample[] = [];
     const pe = httpEdges.map(() => [] as Sample[]);
     for (let i = 0; i < REQUESTS; i++) {
@@ -272,12 +353,23 @@ async function main(): Promise<void> {
     for (const c of CONCURRENCY) {
       const d: Sample[] = [];
       const e = edges.map(() => [] as Sample[]);
-      const rounds = 4;
-      const perRound = Math.ceil(REQUESTS / rounds);
-      for (let r = 0; r < rounds; r++) {
-        d.push(...(await runConcurrent(c, perRound, () => direct(gpu.url, secret, ids))));
-        for (const [j, edge] of edges.entries()) {
-          e[j]!.push(...(await runConcurrent(c, perRound, () => viaEdge(edge.send, edge.url, key, messages))));
+      if (c === 1) {
+        // One client: one request per path in turn, each after a pause (a client's think time, and the end of
+        // the previous request's background work: cancel, /readyz refresh), so drift and load hit all paths.
+        for (let i = 0; i < REQUESTS; i++) {
+          await pause();
+          d.push(await direct(gpu.url, secret, ids));
+          for (const [j, edge] of edges.entries()) {
+            await pause();
+            e[j]!.push(await edge.run());
+          }
+        }
+      } else {
+        const rounds = 4;
+        const perRound = Math.ceil(REQUESTS / rounds);
+        for (let r = 0; r < rounds; r++) {
+          d.push(...(await runConcurrent(c, perRound, () => direct(gpu.url, secret, ids))));
+          for (const [j, edge] of edges.entries()) e[j]!.push(...(await runConcurrent(c, perRound, edge.run)));
         }
       }
       for (const [metric, pick] of [["time to first token", (s: Sample) => s.ttft], [`full ${MAX_TOKENS}-token completion`, (s: Sample) => s.total]] as const) {
@@ -346,7 +438,7 @@ async function main(): Promise<void> {
     ];
     process.stdout.write(out.join("\n") + "\n");
   } finally {
-    await miniflare?.dispose();
+    for (const mf of miniflares) await mf.dispose();
     cleanup();
   }
 }
