@@ -4,7 +4,7 @@
  *
  *   npx tsx scripts/bench-edge.ts [--requests 40] [--concurrency 1,16] [--max-tokens 64] [--edge-port 8797]
  *                                 [--miniflare-port 8798] [--miniflare-nolimit-port 8799]
- *                                 [--pass-through-port 8800] [--verbose]
+ *                                 [--pass-through-port 8800] [--skip-wrangler-dev] [--verbose]
  *
  * 1. Latency. A GPU worker (tiny random model on CPU, or MODEL_DIR; one generation at a time and one
  *    onnxruntime thread unless CPU_THREADS / MAX_RUNNING say otherwise, so that on a small machine the CPU
@@ -56,6 +56,8 @@ const { values: args } = parseArgs({
     "miniflare-nolimit-port": { type: "string", default: "8799" },
     /** The pass-through Worker (workerd's own floor). */
     "pass-through-port": { type: "string", default: "8800" },
+    /** Leaves out the wrangler dev row (its proxy and file watcher then do not share the machine's cores). */
+    "skip-wrangler-dev": { type: "boolean", default: false },
     verbose: { type: "boolean", default: false },
   },
 });
@@ -280,14 +282,14 @@ async function main(): Promise<void> {
   const port = Number(args["edge-port"]);
   const edgeUrl = `http://127.0.0.1:${port}`;
   const bundle = await bundleWorker(join(ROOT, "build", "edge-bench"));
-  const wrangler = startWranglerDev(vars, port, !args.verbose, { bundle });
+  const wrangler = args["skip-wrangler-dev"] ? null : startWranglerDev(vars, port, !args.verbose, { bundle });
   const mfPort = Number(args["miniflare-port"]);
   const mfUrl = `http://127.0.0.1:${mfPort}`;
   const mfNoLimitUrl = `http://127.0.0.1:${Number(args["miniflare-nolimit-port"])}`;
   const passUrl = `http://127.0.0.1:${Number(args["pass-through-port"])}`;
   const miniflares: MiniflareInstance[] = [];
   const cleanup = () => {
-    wrangler.kill("SIGTERM");
+    wrangler?.kill("SIGTERM");
     gpu.child.kill("SIGTERM");
   };
   process.on("exit", cleanup);
@@ -296,7 +298,7 @@ async function main(): Promise<void> {
     miniflares.push(started.mf);
     miniflares.push((await startMiniflare(bundle, vars, Number(args["miniflare-nolimit-port"]), false)).mf);
     miniflares.push(await startPassThrough(gpu.url, Number(args["pass-through-port"])));
-    await waitForHttp(`${edgeUrl}/healthz`, 120_000);
+    if (wrangler) await waitForHttp(`${edgeUrl}/healthz`, 120_000);
     await waitForHttp(`${mfUrl}/healthz`, 30_000);
     await waitForHttp(`${mfNoLimitUrl}/healthz`, 30_000);
     await waitForHttp(`${passUrl}/healthz`, 30_000);
@@ -316,7 +318,7 @@ async function main(): Promise<void> {
     // The paths measured against the direct call, in the order each round visits them. The pass-through Worker
     // is workerd's own floor: a Worker that forwards the signed protocol request and returns the worker's body.
     const edges: EdgePath[] = [
-      { where: "workerd (wrangler dev)", url: edgeUrl, run: viaGateway(overHttp, edgeUrl) },
+      ...(wrangler ? [{ where: "workerd (wrangler dev)", url: edgeUrl, run: viaGateway(overHttp, edgeUrl) }] : []),
       { where: "workerd (Miniflare, no proxy)", url: mfUrl, run: viaGateway(overHttp, mfUrl) },
       { where: "workerd (Miniflare, no proxy, no local rate-limit simulation)", url: mfNoLimitUrl, run: viaGateway(overHttp, mfNoLimitUrl) },
       { where: "in-process (Node)", url: null, run: viaGateway(inProcess, "http://edge.local") },
