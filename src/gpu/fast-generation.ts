@@ -98,7 +98,8 @@ export class FastGreedyEngine {
     let failed = false;
     try {
       const keep = this.options.prefixReuse ? Math.min(commonPrefixLength(previous, prompt), prompt.length - 1) : 0;
-      if (job.request.session_id !== null) {
+      // Lookups are counted as on the transformers.js path: for session requests, and not when reuse is off.
+      if (job.request.session_id !== null && this.options.prefixReuse) {
         metrics.kvLookups.inc({ result: keep === 0 ? "miss" : keep === previous.length ? "hit" : "partial" });
       }
       stream.start(keep);
