@@ -6,12 +6,12 @@
 // --static-kv --sections none), then: node probe-prefill.mjs <folder> model_q4f16.static-kv.onnx
 import { join } from "node:path";
 import { StaticKvDecoder } from "../../src/gpu/fast-decoder/index.js";
+import { median } from "../bench-stats.js";
 const dir = process.argv[2]!;
 const file = process.argv[3] ?? "model_q4f16.static-kv.onnx";
 const dec = await StaticKvDecoder.open({ modelPath: join(dir, "onnx", file), device: "webgpu", capacity: 8192 });
 const toks = (n: number, seed: number) => Array.from({ length: n }, (_, i) => ((i + seed) * 7919) % 120000);
 const time = async (f: () => Promise<unknown>) => { const t = performance.now(); await f(); return performance.now() - t; };
-const med = (a: number[]) => a.sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
 await dec.prefill(toks(64, 1)); await dec.prefill(toks(8, 2), 64);
 console.log("| cached C | suffix S | prefill S on top of C ms | fresh prefill of C+S ms | fresh prefill of S ms |");
 for (const C of [512, 1024, 2048, 4096]) {
@@ -23,7 +23,7 @@ for (const C of [512, 1024, 2048, 4096]) {
       fresh.push(await time(() => dec.prefill(toks(C + S, 7 + r))));
       small.push(await time(() => dec.prefill(toks(S, 9 + r))));
     }
-    console.log(`| ${C} | ${S} | ${med(onTop).toFixed(1)} | ${med(fresh).toFixed(1)} | ${med(small).toFixed(1)} |`);
+    console.log(`| ${C} | ${S} | ${median(onTop).toFixed(1)} | ${median(fresh).toFixed(1)} | ${median(small).toFixed(1)} |`);
   }
 }
 await dec.dispose();
