@@ -69,6 +69,8 @@ const { values: opts } = parseArgs({
     "system-tokens": { type: "string", default: "256" },
     sections: { type: "string", default: "single,concurrency,chat,batching" },
     threads: { type: "string", default: "0" },
+    /** The worker's CPU_SPIN (on | off; default: the worker's own default). */
+    "cpu-spin": { type: "string" },
     json: { type: "string" },
     /** A bundled worker entry (.mjs) to run with plain node instead of `tsx src/gpu/main.ts` (device runs). */
     "worker-entry": { type: "string" },
@@ -98,6 +100,8 @@ const userTokens = int("user-tokens", opts["user-tokens"]);
 const systemTokens = int("system-tokens", opts["system-tokens"]);
 const sections = new Set(opts.sections!.split(","));
 const threads = int("threads", opts.threads);
+const cpuSpin = opts["cpu-spin"];
+if (cpuSpin !== undefined && cpuSpin !== "on" && cpuSpin !== "off") throw new Error(`--cpu-spin: expected on or off, got ${cpuSpin}`);
 
 // ---------------------------------------------------------------------------------------------------------
 // Statistics and output
@@ -206,6 +210,7 @@ async function startWorker(dir: string, maxRunning = 1, extraEnv: Record<string,
       MAX_RUNNING: String(maxRunning),
       KV_BUDGET_BYTES: String(8 * 1024 ** 3),
       CPU_THREADS: String(threads),
+      ...(cpuSpin ? { CPU_SPIN: cpuSpin } : {}),
       LOG_LEVEL: "info",
       ...extraEnv,
     },
@@ -615,7 +620,7 @@ async function batching(dir: string, tokenizer: Tokenizer) {
 const dir = await modelFolder();
 const tokenizer = await Tokenizer.fromFile(join(dir, "tokenizer.json"));
 console.log(`# bench-worker: ${dir} on ${device} (${dtype}), node ${process.version}, ${new Date().toISOString()}`);
-console.log(`settings: prompt ${promptTokens} tokens, ${newTokens} new tokens, repeats ${repeats}, ORT threads ${threads || "default"}`);
+console.log(`settings: prompt ${promptTokens} tokens, ${newTokens} new tokens, repeats ${repeats}, ORT threads ${threads || "default"}, worker CPU_SPIN ${cpuSpin ?? "default (off)"}`);
 
 const needsServers = ["single", "concurrency", "chat"].some((s) => sections.has(s));
 if (needsServers) {

@@ -3,6 +3,7 @@
  * default except the model folder and the secret, which must be given.
  */
 import { z } from "zod";
+import type { CpuSettings } from "./cpu-session-options.js";
 
 export const DEVICES = ["cpu", "webgpu", "cuda"] as const;
 export type Device = (typeof DEVICES)[number];
@@ -65,6 +66,7 @@ const envSchema = z.object({
   MAX_BODY_BYTES: intFromEnv("MAX_BODY_BYTES", 1024, 4 * 1024 * 1024),
   SHUTDOWN_GRACE_MS: intFromEnv("SHUTDOWN_GRACE_MS", 0, 60_000),
   CPU_THREADS: intFromEnv("CPU_THREADS", 0, 0),
+  CPU_SPIN: z.enum(["on", "off"], { error: "CPU_SPIN must be on or off" }).default("off"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
 
@@ -124,8 +126,8 @@ export interface WorkerConfig {
   keepaliveMs: number;
   maxBodyBytes: number;
   shutdownGraceMs: number;
-  /** onnxruntime intra-op threads on CPU; 0: onnxruntime's default. */
-  cpuThreads: number;
+  /** onnxruntime on the CPU: intra-op threads (0: onnxruntime's default) and spin-waiting (cpu-session-options.ts). */
+  cpu: CpuSettings;
   logLevel: "debug" | "info" | "warn" | "error";
 }
 
@@ -160,7 +162,7 @@ export function configFromEnv(env: Record<string, string | undefined>): WorkerCo
     keepaliveMs: e.KEEPALIVE_MS,
     maxBodyBytes: e.MAX_BODY_BYTES,
     shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
-    cpuThreads: e.CPU_THREADS,
+    cpu: { threads: e.CPU_THREADS, spin: e.CPU_SPIN === "on" },
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -9,6 +9,7 @@
  * queued steps, i.e. transformers.js's cost), a prompt + max_new_tokens that fits its capacity, and one
  * generation at a time (another one running beside it takes the transformers.js path).
  */
+import type { InferenceSession } from "onnxruntime-node";
 import { StaticKvDecoder, type FastDecoderDevice } from "./fast-decoder/index.js";
 import { commonPrefixLength, yieldToEventLoop, type GenerationJob, type GenerationStream } from "./generation-stream.js";
 import type { Logger } from "./logger.js";
@@ -24,6 +25,8 @@ export interface FastEngineOptions {
   readbackEvery: number;
   /** PREFIX_REUSE: false computes every prompt whole, whatever the cache holds. */
   prefixReuse: boolean;
+  /** onnxruntime session options (the worker's CPU settings: cpuSessionOptions). */
+  sessionOptions?: InferenceSession.SessionOptions;
 }
 
 /** What /readyz shows about the fast decoder. */
@@ -46,7 +49,12 @@ export class FastGreedyEngine {
   ) {}
 
   static async open(options: FastEngineOptions, warmToken: number): Promise<FastGreedyEngine> {
-    const decoder = await StaticKvDecoder.open({ modelPath: options.modelPath, device: options.device, capacity: options.capacity });
+    const decoder = await StaticKvDecoder.open({
+      modelPath: options.modelPath,
+      device: options.device,
+      capacity: options.capacity,
+      sessionOptions: options.sessionOptions,
+    });
     if (options.readbackEvery > decoder.ringSize) {
       await decoder.dispose();
       throw new Error(`FAST_DECODER_READBACK=${options.readbackEvery} exceeds the graph's token ring (${decoder.ringSize} steps)`);

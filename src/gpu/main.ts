@@ -13,6 +13,7 @@ import { createWorkerRouter } from "./router.js";
 import { ModelRunner } from "./runner.js";
 import { listen } from "./server.js";
 import { WorkerService } from "./service.js";
+import { cpuSessionOptions } from "./cpu-session-options.js";
 
 async function loadTokenizer(folder: ModelFolder, logger: Logger): Promise<Tokenizer> {
   const tokenizer = folder.tokenizerFile ? await Tokenizer.fromFile(folder.tokenizerFile) : await loadDefaultTokenizer();
@@ -40,7 +41,17 @@ async function openFastEngine(config: WorkerConfig, folder: ModelFolder, warmTok
   const bytesPerElement = folder.dtype === "fp16" || folder.dtype === "q4f16" ? 2 : 4; // caches in the activation type
   const start = performance.now();
   try {
-    const engine = await FastGreedyEngine.open({ modelPath, device: config.device, capacity, readbackEvery: config.fastDecoderReadback, prefixReuse: config.prefixReuse }, warmToken);
+    const engine = await FastGreedyEngine.open(
+      {
+        modelPath,
+        device: config.device,
+        capacity,
+        readbackEvery: config.fastDecoderReadback,
+        prefixReuse: config.prefixReuse,
+        sessionOptions: cpuSessionOptions(config.device, config.cpu),
+      },
+      warmToken,
+    );
     logger.info("fast_decoder", {
       model_path: modelPath,
       capacity,
@@ -83,7 +94,7 @@ async function start(config: WorkerConfig, logger: Logger): Promise<void> {
   logger.info("listening", { host: config.host, port, model: folder.name, device: config.device, dtype: folder.dtype });
 
   const loadStart = performance.now();
-  const runner = await ModelRunner.load(folder, config.device, config.cpuThreads);
+  const runner = await ModelRunner.load(folder, config.device, config.cpu);
   // One pass on BOS so session initialisation (and WebGPU shader compilation) is not paid by the first request.
   const warmToken = tokenizer.bosId < folder.args.vocab_size ? tokenizer.bosId : 0;
   const warm = runner.newState();

@@ -15,6 +15,7 @@ import type { Device } from "./config.js";
 import type { Disposable } from "./kv-lru.js";
 import type { ModelFolder } from "./model-folder.js";
 import { StartupError } from "./model-folder.js";
+import { cpuSessionOptions, type CpuSettings } from "./cpu-session-options.js";
 
 const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2, uint8: 1, int8: 1 };
 
@@ -95,12 +96,11 @@ export class ModelRunner {
     readonly info: RunnerInfo,
   ) {}
 
-  static async load(folder: ModelFolder, device: Device, cpuThreads: number): Promise<ModelRunner> {
+  static async load(folder: ModelFolder, device: Device, cpu: CpuSettings): Promise<ModelRunner> {
     env.allowRemoteModels = false;
     env.allowLocalModels = true;
     env.useFSCache = false;
-    const sessionOptions: Record<string, unknown> = { logSeverityLevel: 3 };
-    if (device === "cpu" && cpuThreads > 0) sessionOptions.intraOpNumThreads = cpuThreads;
+    const sessionOptions = { logSeverityLevel: 3 as const, ...cpuSessionOptions(device, cpu) };
     let model: PreTrainedModel;
     try {
       model = await AutoModelForCausalLM.from_pretrained(folder.dir, {

@@ -16,6 +16,7 @@ import {
   type WorkerEvent,
 } from "../../src/protocol/index.js";
 import { configFromEnv } from "../../src/gpu/config.js";
+import { cpuSessionOptions } from "../../src/gpu/cpu-session-options.js";
 import { checkDevice, inspectModelFolder } from "../../src/gpu/model-folder.js";
 import { startWorker, startWorkerExpectingFailure, type WorkerProcess } from "./helpers/worker-process.js";
 import { tinyWorkerModel } from "./helpers/tiny-model.js";
@@ -258,5 +259,11 @@ describe("start-up refusals", () => {
     expect(configFromEnv({ ...env, DEVICE: "webgpu" }).maxRunning).toBe(1);
     expect(configFromEnv({ ...env, DEVICE: "cpu" }).maxRunning).toBe(4);
     expect(configFromEnv({ ...env, DEVICE: "cpu", MAX_RUNNING: "1" }).maxRunning).toBe(1);
+    // onnxruntime's pool threads sleep between runs unless CPU_SPIN=on; CPU_THREADS reaches both engines.
+    expect(configFromEnv(env).cpu).toEqual({ threads: 0, spin: false });
+    expect(configFromEnv({ ...env, CPU_SPIN: "on", CPU_THREADS: "3" }).cpu).toEqual({ threads: 3, spin: true });
+    expect(() => configFromEnv({ ...env, CPU_SPIN: "yes" })).toThrow(/CPU_SPIN must be on or off/);
+    expect(cpuSessionOptions("cpu", { threads: 3, spin: false })).toEqual({ intraOpNumThreads: 3, extra: { session: { intra_op: { allow_spinning: "0" } } } });
+    expect(cpuSessionOptions("webgpu", { threads: 3, spin: false })).toEqual({});
   });
 });
