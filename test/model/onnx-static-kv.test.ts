@@ -133,6 +133,27 @@ describe("static-KV graph on onnxruntime CPU", () => {
     }
   });
 
+  it("grows the host caches past their first rows: long prefill, a suffix on top, steps across the next doubling", async () => {
+    // The CPU caches start at 256 rows and double (to 512, then 1024) as the sequence grows; every
+    // growth must carry each of the 4 kv heads' kept rows over exactly.
+    const long = Array.from({ length: 300 }, (_, i) => (i * 7919 + 11) % 128000);
+    const keep = 290;
+    const suffix = [4521, 77, 9000, 13, 2];
+    const steps = 230; // 295 → 525 tokens: crosses 512
+    const sequence = [...long.slice(0, keep), ...suffix];
+    const want = referenceGreedy("tiny-mha", "fp32", sequence, steps + 1);
+    const decoder = await openDecoder("tiny-mha", "fp32", 1024, false);
+    try {
+      await decoder.prefill(long);
+      const first = await decoder.prefill(suffix, keep);
+      const rest = await decoder.steps(steps, 16);
+      expect([first.token, ...rest]).toEqual(want);
+      expect(decoder.cachedTokens).toBe(sequence.length + steps);
+    } finally {
+      await decoder.dispose();
+    }
+  }, 60_000);
+
   it("rejects misuse with errors naming the problem", async () => {
     const decoder = await openDecoder("tiny", "fp32", 12);
     try {

@@ -15,7 +15,10 @@
 // step reads it. The host only passes lengths, so it can queue many steps without waiting for the
 // device, and reads their tokens back in one transfer (`steps`).
 //
-// On the CPU EP (tests, local benchmarks) the same graph runs with host tensors.
+// On the CPU EP the same graph runs with host tensors. There onnxruntime returns new present tensors each
+// run and every run costs time in proportion to the cache's capacity (small model, 2 cores: 18 ms per step at
+// 256 tokens, 50 ms at 8,192), so the host caches start small and double as the sequence grows, up to the
+// capacity asked for: the cost then follows the sequence's length, as transformers.js' growing cache does.
 import * as ort from "onnxruntime-node";
 import { DataType } from "../../model/onnx/onnx-proto.js";
 import { ALLOCATOR_INPUTS, STATE_RINGS, STATE_TOKEN, readbackModel, stateAllocatorModel, type DecoderStateShape } from "./helper-graphs.js";
@@ -26,7 +29,10 @@ export interface StaticKvDecoderOptions {
   /** Path of a `*.static-kv.onnx` graph (buildModelFolder with `staticKv: true`). */
   modelPath: string;
   device: FastDecoderDevice;
-  /** KV-cache capacity in tokens (prompt + generated); fixed for the decoder's life. */
+  /**
+   * KV-cache capacity in tokens (prompt + generated); fixed for the decoder's life. On WebGPU it is allocated
+   * at open; on the CPU the caches grow to it as sequences need.
+   */
   capacity: number;
   /** Also download the logits of every run (verification; makes every step wait for the device). */
   logits?: boolean;
@@ -94,6 +100,28 @@ function stateShape(session: ort.InferenceSession): DecoderStateShape {
 
 const int32 = (values: number[], dims: number[]) => new ort.Tensor("int32", Int32Array.from(values), dims);
 
+/** Rows the CPU caches start with (they double from there, up to the capacity). */
+const INITIAL_CPU_ROWS = 256;
+
+/** A zeroed host cache tensor [1, kv heads, rows, head dim]. */
+function hostCache(shape: DecoderStateShape, rows: number): ort.Tensor {
+  const elements = shape.kvHeads * rows * shape.headDim;
+  const dims = [1, shape.kvHeads, rows, shape.headDim];
+  return shape.kvType === DataType.FLOAT16 ? new ort.Tensor("float16", new Uint16Array(elements), dims) : new ort.Tensor("float32", new Float32Array(elements), dims);
+}
+
+/** `cache` copied into a zeroed cache of `rows` rows (each head's first `keep` rows). */
+function grownHostCache(shape: DecoderStateShape, cache: ort.Tensor, rows: number, keep: number): ort.Tensor {
+  const grown = hostCache(shape, rows);
+  const from = cache.data as Float32Array | Uint16Array;
+  const to = grown.data as Float32Array | Uint16Array;
+  const oldRows = cache.dims[2];
+  for (let h = 0; h < shape.kvHeads; h++) {
+    to.set(from.subarray(h * oldRows * shape.headDim, (h * oldRows + keep) * shape.headDim), h * rows * shape.headDim);
+  }
+  return grown;
+}
+
 export class StaticKvDecoder {
   private length = 0;
   /** The last token returned (the next step's input on the CPU). */
@@ -136,12 +164,9 @@ export class StaticKvDecoder {
     } else {
       state = { [STATE_TOKEN]: int32([0], [1, 1]) };
       for (const ring of STATE_RINGS) state[ring] = int32(new Array(shape.ringSize).fill(0), [shape.ringSize]);
-      const elements = shape.kvHeads * capacity * shape.headDim;
+      const rows = Math.min(capacity, INITIAL_CPU_ROWS);
       for (let i = 0; i < shape.nLayers; i++) {
-        for (const part of ["key", "value"]) {
-          const data = shape.kvType === DataType.FLOAT16 ? new Uint16Array(elements) : new Float32Array(elements);
-          state[`past_key_values.${i}.${part}`] = new ort.Tensor(shape.kvType === DataType.FLOAT16 ? "float16" : "float32", data, [1, shape.kvHeads, capacity, shape.headDim]);
-        }
+        for (const part of ["key", "value"]) state[`past_key_values.${i}.${part}`] = hostCache(shape, rows);
       }
     }
     return new StaticKvDecoder({ device, capacity, logits: options.logits ?? false }, shape, session, readback, state, allocator);
@@ -221,8 +246,26 @@ export class StaticKvDecoder {
     return this.o.device === "webgpu" ? this.state[STATE_TOKEN] : int32([this.lastToken], [1, 1]);
   }
 
+  /** CPU: grows the host caches (doubling, at most to the capacity) so that they hold `total` tokens. */
+  private growHostCaches(total: number, keep: number): void {
+    const rows = this.state["past_key_values.0.key"].dims[2];
+    if (total <= rows) return;
+    let grown = rows;
+    while (grown < total) grown *= 2;
+    grown = Math.min(grown, this.o.capacity);
+    for (let i = 0; i < this.shape.nLayers; i++) {
+      for (const part of ["key", "value"]) {
+        const name = `past_key_values.${i}.${part}`;
+        this.state[name] = grownHostCache(this.shape, this.state[name], grown, keep);
+      }
+    }
+  }
+
   /** One model run writing its token into ring slot `slot`; the cache then holds `total` tokens. */
   private async run(inputIds: ort.Tensor, total: number, slot: number): Promise<Float32Array | undefined> {
+    const device = this.o.device === "webgpu";
+    // The rows before this run's input are the ones kept (a prefill after `keep` drops the rest).
+    if (!device) this.growHostCaches(total, total - (inputIds.dims[1] ?? 1));
     const from = STATE_RINGS[this.ring];
     const to = STATE_RINGS[1 - this.ring];
     const feeds: Record<string, ort.Tensor> = {
@@ -232,7 +275,6 @@ export class StaticKvDecoder {
       token_ring: this.state[from],
       ring_slot: int32([slot], [1]),
     };
-    const device = this.o.device === "webgpu";
     const fetches: Record<string, ort.Tensor | null> = { next_token: device ? this.state[STATE_TOKEN] : null, token_ring_next: device ? this.state[to] : null };
     for (let i = 0; i < this.shape.nLayers; i++) {
       for (const part of ["key", "value"]) {
