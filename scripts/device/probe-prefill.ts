@@ -11,25 +11,26 @@ import { StaticKvDecoder } from "../../src/gpu/fast-decoder/index.js";
 import { median } from "../bench-stats.js";
 import { parseCli } from "../cli.js";
 
-const HELP = `Usage: node probe-prefill.mjs --dir <model folder> [--file <static-KV graph>] [--cached <list>] [--suffix <list>] [--label <text>]\n`;
+const HELP = `Usage: node probe-prefill.mjs --dir <model folder> [--file <static-KV graph>] [--cached <list>] [--suffix <list>] [--label <text>] [--device webgpu|cpu]\n`;
 const intList = (flag: string) =>
   z
     .string()
     .transform((s) => s.split(",").map(Number))
     .refine((l) => l.every((n) => Number.isInteger(n) && n >= 0), `${flag}: expected comma-separated non-negative integers`);
 const opts = parseCli(
-  { dir: { type: "string" }, file: { type: "string" }, cached: { type: "string" }, suffix: { type: "string" }, label: { type: "string" } },
+  { dir: { type: "string" }, file: { type: "string" }, cached: { type: "string" }, suffix: { type: "string" }, label: { type: "string" }, device: { type: "string" } },
   z.object({
     dir: z.string({ error: "--dir: the model folder is required" }),
     file: z.string().default("model_q4f16.static-kv.onnx"),
     cached: intList("--cached").default([0, 1024, 4096]),
     suffix: intList("--suffix").default([16, 64, 128]),
     label: z.string().default(""),
+    device: z.enum(["webgpu", "cpu"], "--device: expected webgpu or cpu").default("webgpu"),
   }),
   HELP,
 );
 
-const dec = await StaticKvDecoder.open({ modelPath: join(opts.dir, "onnx", opts.file), device: "webgpu", capacity: 8192 });
+const dec = await StaticKvDecoder.open({ modelPath: join(opts.dir, "onnx", opts.file), device: opts.device, capacity: 8192 });
 const toks = (n: number, seed: number) => Array.from({ length: n }, (_, i) => ((i + seed) * 7919) % 120000);
 const time = async (f: () => Promise<unknown>) => {
   const t = performance.now();
