@@ -118,7 +118,8 @@ export interface WorkerConfig {
   fastDecoder: "auto" | "off";
   /**
    * Upper bound of the static-KV cache capacity (tokens); the capacity is min(max context, this). Its memory
-   * is allocated at start-up: layers × kv heads × head dim × 2 (K, V) × bytes per element per token.
+   * (layers × kv heads × head dim × 2 (K, V) × bytes per element per token) is allocated at start-up on
+   * WebGPU; on the CPU the cache grows to it as sequences need.
    */
   fastDecoderMaxContext: number;
   /** Decode steps queued between two token readbacks on the fast decoder (at most 64, the graph's ring). */

@@ -19,7 +19,7 @@ export interface FastEngineOptions {
   /** The folder's `onnx/model<suffix>.static-kv.onnx` (staticKvFileName). */
   modelPath: string;
   device: FastDecoderDevice;
-  /** Cache capacity in tokens (prompt + generated); its memory is allocated once, at open. */
+  /** Cache capacity in tokens (prompt + generated); allocated at open on WebGPU, grown to as needed on the CPU. */
   capacity: number;
   /** Steps queued between two readbacks: the streaming granularity and the cancellation latency. */
   readbackEvery: number;

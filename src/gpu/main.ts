@@ -27,7 +27,7 @@ async function loadTokenizer(folder: ModelFolder, logger: Logger): Promise<Token
  * Opens the static-KV decoder next to the transformers.js model when FAST_DECODER=auto and it can run here:
  * the folder has the graph for the dtype and the device is cpu or webgpu (the decoder has no CUDA path).
  * Its cost: a second onnxruntime session over the same weight file (the weights are loaded again) and a cache
- * of `capacity` tokens allocated once.
+ * of `capacity` tokens (allocated once on WebGPU, grown to on the CPU).
  */
 async function openFastEngine(config: WorkerConfig, folder: ModelFolder, warmToken: number, logger: Logger): Promise<FastGreedyEngine | null> {
   if (config.fastDecoder === "off") return null;
