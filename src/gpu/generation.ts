@@ -1,19 +1,18 @@
 /**
- * One generation: on the static-KV fast decoder when it can serve the request exactly (fast-generation.ts),
+ * One generation: on the static-KV fast decoder when it is free and the request fits it (fast-generation.ts),
  * otherwise on transformers.js — session-cache reuse, prefill of the uncached suffix, then one decode step
  * per token with our sampling, until a stop token, the length limit or cancellation. Both engines feed the
  * same GenerationStream, which emits the protocol events.
  */
-import { Rng } from "../model/rng.js";
-import { applyPenalties, logSoftmax, sampleToken, topLogprobs, type SamplingParams } from "../model/sampling.js";
-import type { DoneEvent, GenerateRequest } from "../protocol/index.js";
+import type { DoneEvent } from "../protocol/index.js";
 import type { DecodeBatcher } from "./batcher.js";
-import type { FastGreedyEngine } from "./fast-generation.js";
+import type { FastEngine } from "./fast-generation.js";
 import { GenerationStream, commonPrefixLength, yieldToEventLoop, type GenerationJob } from "./generation-stream.js";
 import type { KvLru } from "./kv-lru.js";
 import type { Logger } from "./logger.js";
 import type { WorkerMetrics } from "./metrics.js";
 import type { KvState, ModelRunner } from "./runner.js";
+import { TokenSampler } from "./token-sampler.js";
 
 export type { GenerationJob, StopReason } from "./generation-stream.js";
 
@@ -28,7 +27,7 @@ export interface GenerationDeps {
   /** PREFIX_REUSE: false keeps no session caches and reuses none (every prompt computed whole). */
   prefixReuse: boolean;
   /** The static-KV decoder, when FAST_DECODER is on and the folder has its graph. */
-  fast: FastGreedyEngine | null;
+  fast: FastEngine | null;
   metrics: WorkerMetrics;
   logger: Logger;
 }
@@ -61,17 +60,6 @@ async function acquireState(deps: GenerationDeps, sessionId: string | null, prom
   return cached;
 }
 
-function samplingParams(s: GenerateRequest["sampling"]): SamplingParams {
-  return {
-    temperature: s.temperature,
-    topP: s.top_p,
-    topK: s.top_k,
-    repetitionPenalty: s.repetition_penalty,
-    frequencyPenalty: s.frequency_penalty,
-    presencePenalty: s.presence_penalty,
-  };
-}
-
 /**
  * Runs the job to completion and returns its `done` event (also emitted) and the engine that ran it. Never
  * throws for model errors: they end the stream with finish_reason "error".
@@ -94,15 +82,7 @@ export async function runGeneration(deps: GenerationDeps, job: GenerationJob): P
 async function runOnTransformers(deps: GenerationDeps, job: GenerationJob, stream: GenerationStream): Promise<void> {
   const { runner, metrics } = deps;
   const { request, promptIds } = job;
-  const sampling = request.sampling;
-  const params = samplingParams(sampling);
-  // Repetition penalty over prompt and output; frequency/presence over output only (OpenAI), as two passes
-  // in vLLM's order.
-  const repetitionOnly: SamplingParams = { ...params, frequencyPenalty: 0, presencePenalty: 0 };
-  const openAiOnly: SamplingParams = { ...params, repetitionPenalty: 1 };
-  const penalised = params.repetitionPenalty !== 1 || params.frequencyPenalty !== 0 || params.presencePenalty !== 0;
-  const rng = new Rng(job.seed);
-  const history: number[] = [...promptIds];
+  const sampler = new TokenSampler(request.sampling, job.seed, promptIds);
   const sessionId = deps.prefixReuse ? request.session_id : null;
   let state: KvState | null = null;
 
@@ -120,20 +100,8 @@ async function runOnTransformers(deps: GenerationDeps, job: GenerationJob, strea
     try {
       while (!stream.cancelled()) {
         const stepStart = performance.now();
-        const logprobs = sampling.logprobs ? logSoftmax(logits) : null;
-        if (penalised) {
-          applyPenalties(logits, history, repetitionOnly);
-          applyPenalties(logits, stream.generated, openAiOnly);
-        }
-        const token = sampleToken(logits, params, rng);
-        const going = stream.accept(
-          token,
-          logprobs
-            ? { logprob: logprobs[token]!, ...(sampling.top_logprobs > 0 ? { top: topLogprobs(logprobs, sampling.top_logprobs) } : {}) }
-            : undefined,
-        );
-        if (!going) break;
-        history.push(token);
+        const { token, logprobs } = sampler.choose(logits, stream.generated);
+        if (!stream.accept(token, logprobs)) break;
         await yieldToEventLoop();
         if (job.signal.aborted) continue; // reported at the top of the loop
         logits = await deps.batcher.decode(state, token);
