@@ -34,7 +34,10 @@ export interface StaticKvDecoderOptions {
    * at open; on the CPU the caches grow to it as sequences need.
    */
   capacity: number;
-  /** Also download the logits of every run (verification; makes every step wait for the device). */
+  /**
+   * Also download the logits of every run (verification; makes every step wait for the device). Without it,
+   * single prefills and steps can still ask for them (`RunOptions.logits`).
+   */
   logits?: boolean;
   /**
    * WebGPU EP options that onnxruntime-node accepts (e.g. `validationMode: "disabled"` skips
@@ -54,6 +57,20 @@ export interface DecoderStats {
   readbacks: number;
   /** Milliseconds reading tokens back, including waiting for the device to finish the queued runs. */
   readbackMs: number;
+}
+
+/** Per-call options of `prefill` and `step`. */
+export interface RunOptions {
+  /** Download this run's logits (the caller chooses the token on the host; the run waits for the device). */
+  logits?: boolean;
+}
+
+export interface StepOptions extends RunOptions {
+  /**
+   * The token to feed, chosen by the caller (e.g. sampled from the previous logits); default: the greedy
+   * token the previous run left on the device.
+   */
+  token?: number;
 }
 
 export interface DecodeResult {
@@ -190,20 +207,27 @@ export class StaticKvDecoder {
    * Runs `tokens` after the first `keep` cached tokens (0: a new sequence; the rest of the cache is
    * overwritten) and returns the greedy next token, which becomes the input of the next step.
    */
-  async prefill(tokens: readonly number[], keep = 0): Promise<DecodeResult> {
+  async prefill(tokens: readonly number[], keep = 0, options: RunOptions = {}): Promise<DecodeResult> {
     if (tokens.length === 0) throw new Error("prefill: tokens must not be empty");
     if (!Number.isInteger(keep) || keep < 0 || keep > this.length) throw new Error(`prefill: keep must be an integer in [0, ${this.length}], got ${keep}`);
     const total = keep + tokens.length;
     if (total >= this.o.capacity) throw new Error(`prefill: ${total} tokens leave no room in a cache of capacity ${this.o.capacity}`);
-    const logits = await this.run(int32([...tokens], [1, tokens.length]), total, 0);
+    const logits = await this.run(int32([...tokens], [1, tokens.length]), total, 0, options.logits);
     const [token] = await this.readTokens(1);
     return logits ? { token, logits } : { token };
   }
 
-  /** Feeds the last token and returns the next greedy token (waits for the device). */
-  async step(): Promise<DecodeResult> {
+  /**
+   * Feeds the last greedy token (or `options.token`) and returns the next greedy token (waits for the
+   * device), with the logits when asked.
+   */
+  async step(options: StepOptions = {}): Promise<DecodeResult> {
     this.checkRoom(1);
-    const logits = await this.run(this.tokenInput(), this.length + 1, 0);
+    if (options.token !== undefined && !(Number.isInteger(options.token) && options.token >= 0)) {
+      throw new Error(`step: token must be a non-negative integer, got ${options.token}`);
+    }
+    const input = options.token === undefined ? this.tokenInput() : int32([options.token], [1, 1]);
+    const logits = await this.run(input, this.length + 1, 0, options.logits);
     const [token] = await this.readTokens(1);
     return logits ? { token, logits } : { token };
   }
@@ -262,7 +286,8 @@ export class StaticKvDecoder {
   }
 
   /** One model run writing its token into ring slot `slot`; the cache then holds `total` tokens. */
-  private async run(inputIds: ort.Tensor, total: number, slot: number): Promise<Float32Array | undefined> {
+  private async run(inputIds: ort.Tensor, total: number, slot: number, wantLogits = false): Promise<Float32Array | undefined> {
+    const logits = this.o.logits || wantLogits;
     const device = this.o.device === "webgpu";
     // The rows before this run's input are the ones kept (a prefill after `keep` drops the rest).
     if (!device) this.growHostCaches(total, total - (inputIds.dims[1] ?? 1));
@@ -283,7 +308,7 @@ export class StaticKvDecoder {
         fetches[`present.${i}.${part}`] = device ? this.state[past] : null;
       }
     }
-    if (this.o.logits) fetches.logits = null;
+    if (logits) fetches.logits = null;
     const start = performance.now();
     const out = await this.session.run(feeds, fetches);
     this.stats.runMs += performance.now() - start;
@@ -300,7 +325,7 @@ export class StaticKvDecoder {
     }
     this.ring = 1 - this.ring;
     this.length = total;
-    return this.o.logits ? logitsToFloat32(out.logits) : undefined;
+    return logits ? logitsToFloat32(out.logits) : undefined;
   }
 
   /** The tokens of ring slots 0..count-1 of the latest ring. */
