@@ -111,9 +111,10 @@ export interface WorkerConfig {
   /** 0: the model's own limit. */
   maxContext: number;
   /**
-   * auto: greedy requests (temperature 0, no penalties, no logprobs) run on the static-KV decoder when the
-   * folder has its graph for the dtype (`onnx/model<suffix>.static-kv.onnx`) and the device is cpu or webgpu;
-   * off: every request runs on transformers.js.
+   * auto: requests run on the static-KV decoder (fast-generation.ts: greedy ones with the token chosen on the
+   * device, the rest sampled on the host) when the folder has its graph for the dtype
+   * (`onnx/model<suffix>.static-kv.onnx`) and the device is cpu or webgpu; off: every request runs on
+   * transformers.js.
    */
   fastDecoder: "auto" | "off";
   /**

@@ -1,17 +1,24 @@
 /**
- * Greedy generations on the static-KV decoder (src/gpu/fast-decoder): one decoder per worker process, whose
- * fixed-capacity cache holds the last sequence it ran. The graph picks the token on the device, and steps are
- * queued and read back `readbackEvery` at a time, so the host neither downloads logits nor waits for the
- * device per token (docs/performance.md: 1.75–5.8× faster decode on the H200 than transformers.js).
+ * Generations on the static-KV decoder (src/gpu/fast-decoder): one decoder per worker process, whose
+ * fixed-capacity cache holds the last sequence it ran, so a step costs the same at any context length.
  *
- * It serves only what it can serve exactly: temperature 0 with no penalties and no logprobs (penalties and
- * logprobs need the logits on the host; the decoder's `logits: true` downloads them every step and disables
- * queued steps, i.e. transformers.js's cost), a prompt + max_new_tokens that fits its capacity, and one
- * generation at a time (another one running beside it takes the transformers.js path).
+ * Two ways to run:
+ * - Plain greedy requests (temperature 0, no penalties, no logprobs): the graph picks the token on the device,
+ *   and steps are queued and read back `readbackEvery` at a time, so the host neither downloads logits nor
+ *   waits for the device per token (docs/performance.md: 1.75–5.8× faster decode on the H200 than
+ *   transformers.js).
+ * - Everything else (sampling, penalties, logprobs): each run downloads its logits and the host chooses the
+ *   token with the same TokenSampler as the transformers.js path, then feeds it to the next step. It waits for
+ *   the device every token, as transformers.js does, but keeps the flat step cost of the static cache (the
+ *   Llama 3.1 chat defaults, temperature 0.6 and top-p 0.9, are sampled requests).
+ *
+ * It serves a prompt + max_new_tokens that fits its capacity, one generation at a time (another one running
+ * beside it takes the transformers.js path).
  */
 import type { InferenceSession } from "onnxruntime-node";
 import { StaticKvDecoder, type FastDecoderDevice } from "./fast-decoder/index.js";
 import { commonPrefixLength, yieldToEventLoop, type GenerationJob, type GenerationStream } from "./generation-stream.js";
+import { isPlainGreedy, TokenSampler } from "./token-sampler.js";
 import type { Logger } from "./logger.js";
 import type { WorkerMetrics } from "./metrics.js";
 
@@ -38,7 +45,7 @@ export interface FastEngineStatus {
   cached_tokens: number;
 }
 
-export class FastGreedyEngine {
+export class FastEngine {
   private busy = false;
   /** The tokens whose keys/values the decoder's cache holds at positions 0..n-1 (only accepted ones). */
   private sequence: number[] = [];
@@ -48,7 +55,7 @@ export class FastGreedyEngine {
     readonly options: FastEngineOptions,
   ) {}
 
-  static async open(options: FastEngineOptions, warmToken: number): Promise<FastGreedyEngine> {
+  static async open(options: FastEngineOptions, warmToken: number): Promise<FastEngine> {
     const decoder = await StaticKvDecoder.open({
       modelPath: options.modelPath,
       device: options.device,
@@ -63,7 +70,7 @@ export class FastGreedyEngine {
     // first request; the cache then holds nothing we count on.
     await decoder.prefill([warmToken]);
     await decoder.steps(1, 1);
-    return new FastGreedyEngine(decoder, options);
+    return new FastEngine(decoder, options);
   }
 
   status(): FastEngineStatus {
@@ -75,19 +82,10 @@ export class FastGreedyEngine {
     };
   }
 
-  /** Whether this job can run here, exactly as the transformers.js path would run it (see the header). */
+  /** Whether this job can run here now (see the header). */
   canServe(job: GenerationJob): boolean {
-    const s = job.request.sampling;
-    return (
-      !this.busy &&
-      s.temperature === 0 &&
-      s.repetition_penalty === 1 &&
-      s.frequency_penalty === 0 &&
-      s.presence_penalty === 0 &&
-      !s.logprobs &&
-      // prefill needs prompt < capacity; maxNewTokens - 1 steps after it need prompt + maxNewTokens <= capacity.
-      job.promptIds.length + job.maxNewTokens <= this.options.capacity
-    );
+    // prefill needs prompt < capacity; maxNewTokens - 1 steps after it need prompt + maxNewTokens <= capacity.
+    return !this.busy && job.promptIds.length + job.maxNewTokens <= this.options.capacity;
   }
 
   /**
@@ -113,11 +111,16 @@ export class FastGreedyEngine {
       stream.start(keep);
       if (stream.cancelled()) return;
 
+      const greedy = isPlainGreedy(job.request.sampling);
       const prefillStart = performance.now();
-      const first = await this.decoder.prefill(prompt.slice(keep), keep);
+      const first = await this.decoder.prefill(prompt.slice(keep), keep, { logits: !greedy });
       prefilled = true;
       metrics.prefill.observe((performance.now() - prefillStart) / 1000);
       metrics.modelTokens.inc({ phase: "prefill" }, prompt.length - keep);
+      if (!greedy) {
+        await this.sampled(job, stream, metrics, first.logits!, produced);
+        return;
+      }
       produced.push(first.token);
       if (!stream.accept(first.token)) return;
 
@@ -154,6 +157,27 @@ export class FastGreedyEngine {
         this.sequence = [...prompt, ...produced.slice(0, Math.min(fed, stream.acceptedTokens))];
       }
       logger.debug("fast_decoder_run", { request_id: job.request.request_id, cached_sequence: this.sequence.length });
+    }
+  }
+
+  /**
+   * The host-chosen path after the prefill: choose from the logits, feed the choice, until the stream ends.
+   * `produced` receives every token chosen (the caller records what the cache was fed).
+   */
+  private async sampled(job: GenerationJob, stream: GenerationStream, metrics: WorkerMetrics, prefillLogits: Float32Array, produced: number[]): Promise<void> {
+    const sampler = new TokenSampler(job.request.sampling, job.seed, job.promptIds);
+    let logits = prefillLogits;
+    for (;;) {
+      const stepStart = performance.now();
+      const { token, logprobs } = sampler.choose(logits, stream.generated);
+      produced.push(token);
+      if (!stream.accept(token, logprobs)) return;
+      // One token per run: the event loop runs between steps, so a cancel or disconnect stops within one step.
+      await yieldToEventLoop();
+      if (stream.cancelled()) return;
+      logits = (await this.decoder.step({ token, logits: true })).logits!;
+      metrics.modelTokens.inc({ phase: "decode" });
+      metrics.decodeStep.observe((performance.now() - stepStart) / 1000);
     }
   }
 

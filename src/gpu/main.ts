@@ -6,7 +6,7 @@ import { Tokenizer } from "../llama/tokenizer.js";
 import { loadDefaultTokenizer } from "../node/tokenizer-asset.js";
 import { ConfigError, configFromEnv, type WorkerConfig } from "./config.js";
 import { existsSync } from "node:fs";
-import { FastGreedyEngine } from "./fast-generation.js";
+import { FastEngine } from "./fast-generation.js";
 import { createJsonLogger, type Logger } from "./logger.js";
 import { StartupError, checkDevice, inspectModelFolder, type ModelFolder } from "./model-folder.js";
 import { createWorkerRouter } from "./router.js";
@@ -29,7 +29,7 @@ async function loadTokenizer(folder: ModelFolder, logger: Logger): Promise<Token
  * Its cost: a second onnxruntime session over the same weight file (the weights are loaded again) and a cache
  * of `capacity` tokens (allocated once on WebGPU, grown to on the CPU).
  */
-async function openFastEngine(config: WorkerConfig, folder: ModelFolder, warmToken: number, logger: Logger): Promise<FastGreedyEngine | null> {
+async function openFastEngine(config: WorkerConfig, folder: ModelFolder, warmToken: number, logger: Logger): Promise<FastEngine | null> {
   if (config.fastDecoder === "off") return null;
   // The builder's staticKvFileName: onnx/model<suffix>.static-kv.onnx beside the transformers.js graph.
   const modelPath = folder.onnxFile.replace(/\.onnx$/, ".static-kv.onnx");
@@ -41,7 +41,7 @@ async function openFastEngine(config: WorkerConfig, folder: ModelFolder, warmTok
   const bytesPerElement = folder.dtype === "fp16" || folder.dtype === "q4f16" ? 2 : 4; // caches in the activation type
   const start = performance.now();
   try {
-    const engine = await FastGreedyEngine.open(
+    const engine = await FastEngine.open(
       {
         modelPath,
         device: config.device,

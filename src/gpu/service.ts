@@ -20,7 +20,7 @@ import {
 import type { BatchLayout } from "./batch-kv.js";
 import { DecodeBatcher } from "./batcher.js";
 import type { WorkerConfig } from "./config.js";
-import type { FastGreedyEngine } from "./fast-generation.js";
+import type { FastEngine } from "./fast-generation.js";
 import { runGeneration, type StopReason } from "./generation.js";
 import { HttpError } from "./http-error.js";
 import { KvLru } from "./kv-lru.js";
@@ -38,8 +38,8 @@ export interface ServiceDeps {
   batchLayout: BatchLayout | null;
   tokenizer: Tokenizer;
   logger: Logger;
-  /** The static-KV decoder for greedy requests; null when FAST_DECODER is off or unavailable. */
-  fast: FastGreedyEngine | null;
+  /** The static-KV decoder (fast-generation.ts); null when FAST_DECODER is off or unavailable. */
+  fast: FastEngine | null;
 }
 
 interface ActiveRequest {
