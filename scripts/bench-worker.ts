@@ -69,6 +69,12 @@ const { values: opts } = parseArgs({
     "system-tokens": { type: "string", default: "256" },
     sections: { type: "string", default: "single,concurrency,chat,batching" },
     threads: { type: "string", default: "0" },
+    /**
+     * greedy (default): temperature 0 everywhere. chat: Llama 3.1's chat defaults (temperature 0.6, top-p 0.9,
+     * fixed seed; the pipeline samples with the same temperature, and its own top-k, since transformers.js
+     * ignores top-p); tokens are then not compared.
+     */
+    sampling: { type: "string", default: "greedy" },
     /** The worker's CPU_SPIN (on | off; default: the worker's own default). */
     "cpu-spin": { type: "string" },
     json: { type: "string" },
@@ -100,6 +106,9 @@ const userTokens = int("user-tokens", opts["user-tokens"]);
 const systemTokens = int("system-tokens", opts["system-tokens"]);
 const sections = new Set(opts.sections!.split(","));
 const threads = int("threads", opts.threads);
+const sampledMode = opts.sampling === "chat";
+if (!sampledMode && opts.sampling !== "greedy") throw new Error(`--sampling: expected greedy or chat, got ${opts.sampling}`);
+const CHAT_TEMPERATURE = 0.6;
 const cpuSpin = opts["cpu-spin"];
 if (cpuSpin !== undefined && cpuSpin !== "on" && cpuSpin !== "off") throw new Error(`--cpu-spin: expected on or off, got ${cpuSpin}`);
 
@@ -237,7 +246,9 @@ async function workerRun(client: WorkerClient, ids: number[], sessionId: string 
     request_id: `bench-${++requestCounter}`,
     session_id: sessionId,
     prompt_token_ids: ids,
-    sampling: { max_new_tokens: newTokens, temperature: 0, stop_token_ids: [] },
+    sampling: sampledMode
+      ? { max_new_tokens: newTokens, temperature: CHAT_TEMPERATURE, top_p: 0.9, seed: requestCounter, stop_token_ids: [] }
+      : { max_new_tokens: newTokens, temperature: 0, stop_token_ids: [] },
   });
   const times: number[] = [];
   const tokens: number[] = [];
@@ -293,7 +304,7 @@ async function pipelineRun(generator: TextGenerator, text: string): Promise<Run>
   const t0 = performance.now();
   await generator(text, {
     max_new_tokens: newTokens,
-    do_sample: false,
+    ...(sampledMode ? { do_sample: true, temperature: CHAT_TEMPERATURE } : { do_sample: false }),
     // The text already carries <|begin_of_text|>; an empty eos list disables stopping (as stop_token_ids: []).
     add_special_tokens: false,
     eos_token_id: [],
@@ -326,13 +337,15 @@ async function singleStream(worker: WorkerHandle, generator: TextGenerator, toke
     await settle();
     p.push(await pipelineRun(generator, bosText));
   }
-  const same = w[0]!.tokens.join() === p[0]!.tokens.join();
+  const same = !sampledMode && w[0]!.tokens.join() === p[0]!.tokens.join();
   const wt = median(w.map((r) => r.ttftMs));
   const pt = median(p.map((r) => r.ttftMs));
   const wd = median(w.map((r) => r.decodeTps));
   const pd = median(p.map((r) => r.decodeTps));
   table(
-    `One stream: prompt ${bosIds.length} tokens, ${newTokens} new tokens, median of ${repeats} (same greedy tokens: ${same ? "yes" : "NO"})`,
+    `One stream: prompt ${bosIds.length} tokens, ${newTokens} new tokens, median of ${repeats} (${
+      sampledMode ? `sampled: temperature ${CHAT_TEMPERATURE}, top-p 0.9 on the worker` : `same greedy tokens: ${same ? "yes" : "NO"}`
+    })`,
     ["system", "TTFT ms", "decode tok/s", "total ms"],
     [
       ["worker (HTTP, separate process)", f1(wt), f1(wd), f1(median(w.map((r) => r.totalMs)))],
@@ -620,7 +633,7 @@ async function batching(dir: string, tokenizer: Tokenizer) {
 const dir = await modelFolder();
 const tokenizer = await Tokenizer.fromFile(join(dir, "tokenizer.json"));
 console.log(`# bench-worker: ${dir} on ${device} (${dtype}), node ${process.version}, ${new Date().toISOString()}`);
-console.log(`settings: prompt ${promptTokens} tokens, ${newTokens} new tokens, repeats ${repeats}, ORT threads ${threads || "default"}, worker CPU_SPIN ${cpuSpin ?? "default (off)"}`);
+console.log(`settings: prompt ${promptTokens} tokens, ${newTokens} new tokens, repeats ${repeats}, ORT threads ${threads || "default"}, worker CPU_SPIN ${cpuSpin ?? "default (off)"}, sampling ${opts.sampling}`);
 
 const needsServers = ["single", "concurrency", "chat"].some((s) => sections.has(s));
 if (needsServers) {
