@@ -70,9 +70,11 @@ const { values: opts } = parseArgs({
     sections: { type: "string", default: "single,concurrency,chat,batching" },
     threads: { type: "string", default: "0" },
     /**
-     * greedy (default): temperature 0 everywhere. chat: Llama 3.1's chat defaults (temperature 0.6, top-p 0.9,
-     * fixed seed; the pipeline samples with the same temperature, and its own top-k, since transformers.js
-     * ignores top-p); tokens are then not compared.
+     * greedy (default): temperature 0 everywhere. chat: sampled as chat requests are, temperature 0.6, top-p 0.9
+     * and top-k 50 on the worker, temperature 0.6 and transformers.js' default top-k 50 in the pipeline (it
+     * ignores top-p), fixed seeds; tokens are then not compared. Top-k matters with random weights: their
+     * next-token distribution is nearly flat, and top-p 0.9 alone would keep ~100k tokens to sort every step,
+     * which a trained model's peaked distribution never asks for.
      */
     sampling: { type: "string", default: "greedy" },
     /** The worker's CPU_SPIN (on | off; default: the worker's own default). */
@@ -247,7 +249,7 @@ async function workerRun(client: WorkerClient, ids: number[], sessionId: string 
     session_id: sessionId,
     prompt_token_ids: ids,
     sampling: sampledMode
-      ? { max_new_tokens: newTokens, temperature: CHAT_TEMPERATURE, top_p: 0.9, seed: requestCounter, stop_token_ids: [] }
+      ? { max_new_tokens: newTokens, temperature: CHAT_TEMPERATURE, top_p: 0.9, top_k: 50, seed: requestCounter, stop_token_ids: [] }
       : { max_new_tokens: newTokens, temperature: 0, stop_token_ids: [] },
   });
   const times: number[] = [];
@@ -344,7 +346,7 @@ async function singleStream(worker: WorkerHandle, generator: TextGenerator, toke
   const pd = median(p.map((r) => r.decodeTps));
   table(
     `One stream: prompt ${bosIds.length} tokens, ${newTokens} new tokens, median of ${repeats} (${
-      sampledMode ? `sampled: temperature ${CHAT_TEMPERATURE}, top-p 0.9 on the worker` : `same greedy tokens: ${same ? "yes" : "NO"}`
+      sampledMode ? `sampled: temperature ${CHAT_TEMPERATURE}, top-k 50, top-p 0.9 on the worker` : `same greedy tokens: ${same ? "yes" : "NO"}`
     })`,
     ["system", "TTFT ms", "decode tok/s", "total ms"],
     [
