@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { onnxFileName, type ModelDtype } from "../src/model/onnx/index.js";
-import { float16BitsToFloat32 } from "../src/model/safetensors.js";
+import { float16ToFloat32Array } from "../src/model/safetensors.js";
 
 /** Session config entries that keep onnxruntime's fused 4-bit matmuls in float arithmetic. */
 export const QDQ_FLOAT_ACCURACY = { session: { qdq_matmulnbits_accuracy_level: "0" } };
@@ -34,7 +34,7 @@ export function relativeError(actual: Float32Array, expected: Float32Array): num
 
 function toFloat32(t: ort.Tensor): Float32Array {
   if (t.type === "float32") return t.data as Float32Array;
-  if (t.type === "float16") return Float32Array.from(t.data as Uint16Array, float16BitsToFloat32);
+  if (t.type === "float16") return float16ToFloat32Array(t.data as Uint16Array);
   throw new Error(`unexpected logits type ${t.type}`);
 }
 

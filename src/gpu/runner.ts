@@ -9,7 +9,7 @@
  * loader and graph handling of transformers.js while every sampling and caching decision is ours.
  */
 import { AutoModelForCausalLM, Tensor, env, type PreTrainedModel } from "@huggingface/transformers";
-import { float16BitsToFloat32 } from "../model/safetensors.js";
+import { float16ToFloat32Array } from "../model/safetensors.js";
 import { batchMask, extractRow, mergeRows, type BatchLayout } from "./batch-kv.js";
 import type { Device } from "./config.js";
 import type { Disposable } from "./kv-lru.js";
@@ -85,7 +85,7 @@ function cropTensor(t: KvTensor, keep: number): KvTensor {
 
 /** A CPU tensor's values as numbers (float16 bits decoded). */
 function asFloats(t: KvTensor): ArrayLike<number> {
-  return t.type === "float16" ? Float32Array.from(t.data as Uint16Array, float16BitsToFloat32) : (t.data as Float32Array);
+  return t.type === "float16" ? float16ToFloat32Array(t.data as Uint16Array) : (t.data as Float32Array);
 }
 
 export class ModelRunner {

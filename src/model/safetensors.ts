@@ -204,12 +204,21 @@ export function float32ToBfloat16Bits(bits: number): number {
 }
 
 let f16Table: Float32Array | undefined;
-function float16Table(): Float32Array {
+/** Every float16 bit pattern's value (a lookup is far faster than decoding per element). */
+export function float16Table(): Float32Array {
   if (!f16Table) {
     f16Table = new Float32Array(65536);
     for (let h = 0; h < 65536; h++) f16Table[h] = float16BitsToFloat32(h);
   }
   return f16Table;
+}
+
+/** float16 bit patterns (e.g. a float16 tensor's data) as float32 values, through the lookup table. */
+export function float16ToFloat32Array(halves: Uint16Array): Float32Array {
+  const table = float16Table();
+  const out = new Float32Array(halves.length);
+  for (let i = 0; i < halves.length; i++) out[i] = table[halves[i]!]!;
+  return out;
 }
 
 /** Encodes float32 values in a stored dtype (little-endian bytes). */
@@ -234,10 +243,7 @@ export function decodeFloats(bytes: Uint8Array, dtype: string, count = bytes.len
   const aligned = bytes.slice(0, need);
   if (stored === "F32") return new Float32Array(aligned.buffer, 0, count);
   const halves = new Uint16Array(aligned.buffer, 0, count);
-  if (stored === "F16") {
-    const table = float16Table();
-    return Float32Array.from(halves, (h) => table[h]!);
-  }
+  if (stored === "F16") return float16ToFloat32Array(halves);
   const out = new Float32Array(count);
   const outBits = new Uint32Array(out.buffer);
   for (let i = 0; i < count; i++) outBits[i] = halves[i]! << 16;

@@ -4,16 +4,9 @@
 import type { Tensor, WeightSource } from "../tensor.js";
 import { isQuantized, ioDataType, type ModelDtype } from "./graph-common.js";
 import { DataType } from "./onnx-proto.js";
-import { encodeFloats, float16BitsToFloat32 } from "../safetensors.js";
+import { encodeFloats, float16Table } from "../safetensors.js";
 import { dequantizeQ4, quantizeQ4 } from "./quantize.js";
 import { scaleRounding } from "./weight-plan.js";
-
-let halfTable: Float32Array | undefined;
-/** Every float16 bit pattern's value (a lookup is far faster than decoding per element). */
-function float16Values(): Float32Array {
-  halfTable ??= Float32Array.from({ length: 65536 }, (_, bits) => float16BitsToFloat32(bits));
-  return halfTable;
-}
 
 /**
  * q4/q4f16: every matrix (embedding, projections, head) quantised and dequantised, with scales in
@@ -32,7 +25,7 @@ export function storedWeights(ws: WeightSource, dtype: ModelDtype): WeightSource
     }
     if (floatType === DataType.FLOAT16) {
       const halves = new Uint16Array(encodeFloats(t.data, "float16").buffer);
-      const value = float16Values();
+      const value = float16Table();
       for (let i = 0; i < halves.length; i++) t.data[i] = value[halves[i]];
     }
     return t;
