@@ -154,6 +154,31 @@ describe("static-KV graph on onnxruntime CPU", () => {
     }
   }, 60_000);
 
+  it("feeds tokens chosen by the caller, with per-call logits (the sampled path)", async () => {
+    const weights = tinyWeights("tiny");
+    const reference = new ReferenceModel(weights.args, storedWeights(weights, "fp32"));
+    const cache = reference.newCache(32);
+    const decoder = await openDecoder("tiny", "fp32", 32, false);
+    try {
+      let want = reference.forward(TEST_PROMPT, 0, cache);
+      let got = await decoder.prefill(TEST_PROMPT, 0, { logits: true });
+      let position = TEST_PROMPT.length;
+      for (let s = 0; s < 6; s++) {
+        expect(relativeError(got.logits!, want)).toBeLessThan(1e-4);
+        expect(got.token).toBe(argmax(want));
+        // Not the greedy token: the caller's choice is what the cache must hold next.
+        const chosen = (argmax(want) + 1000 * (s + 1)) % want.length;
+        want = reference.forward([chosen], position++, cache);
+        got = await decoder.step({ token: chosen, logits: true });
+      }
+      expect(decoder.cachedTokens).toBe(TEST_PROMPT.length + 6);
+      // A plain step afterwards has no logits and continues from the cache.
+      expect((await decoder.step()).logits).toBeUndefined();
+    } finally {
+      await decoder.dispose();
+    }
+  });
+
   it("rejects misuse with errors naming the problem", async () => {
     const decoder = await openDecoder("tiny", "fp32", 12);
     try {

@@ -21,6 +21,8 @@
 // capacity asked for: the cost then follows the sequence's length, as transformers.js' growing cache does.
 import * as ort from "onnxruntime-node";
 import { DataType } from "../../model/onnx/onnx-proto.js";
+import { float16ToFloat32Array } from "../../model/safetensors.js";
+import { argmax } from "../../model/sampling.js";
 import { ALLOCATOR_INPUTS, STATE_RINGS, STATE_TOKEN, readbackModel, stateAllocatorModel, type DecoderStateShape } from "./helper-graphs.js";
 
 export type FastDecoderDevice = "webgpu" | "cpu";
@@ -61,7 +63,10 @@ export interface DecoderStats {
 
 /** Per-call options of `prefill` and `step`. */
 export interface RunOptions {
-  /** Download this run's logits (the caller chooses the token on the host; the run waits for the device). */
+  /**
+   * Download this run's logits (the caller chooses the token on the host; the run waits for the device). The
+   * result's token is then their argmax, taken on the host: the device's token is not read back.
+   */
   logits?: boolean;
 }
 
@@ -79,18 +84,9 @@ export interface DecodeResult {
   logits?: Float32Array;
 }
 
-function float16ToFloat32(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const fraction = bits & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24;
-  if (exponent === 0x1f) return fraction ? NaN : sign * Infinity;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
-
 function logitsToFloat32(t: ort.Tensor): Float32Array {
   if (t.type === "float32") return Float32Array.from(t.data as Float32Array);
-  if (t.type === "float16") return Float32Array.from(t.data as Uint16Array, float16ToFloat32);
+  if (t.type === "float16") return float16ToFloat32Array(t.data as Uint16Array);
   throw new Error(`unexpected logits type ${t.type}`);
 }
 
@@ -212,9 +208,7 @@ export class StaticKvDecoder {
     if (!Number.isInteger(keep) || keep < 0 || keep > this.length) throw new Error(`prefill: keep must be an integer in [0, ${this.length}], got ${keep}`);
     const total = keep + tokens.length;
     if (total >= this.o.capacity) throw new Error(`prefill: ${total} tokens leave no room in a cache of capacity ${this.o.capacity}`);
-    const logits = await this.run(int32([...tokens], [1, tokens.length]), total, 0, options.logits);
-    const [token] = await this.readTokens(1);
-    return logits ? { token, logits } : { token };
+    return this.result(await this.run(int32([...tokens], [1, tokens.length]), total, 0, options.logits), options);
   }
 
   /**
@@ -227,9 +221,7 @@ export class StaticKvDecoder {
       throw new Error(`step: token must be a non-negative integer, got ${options.token}`);
     }
     const input = options.token === undefined ? this.tokenInput() : int32([options.token], [1, 1]);
-    const logits = await this.run(input, this.length + 1, 0, options.logits);
-    const [token] = await this.readTokens(1);
-    return logits ? { token, logits } : { token };
+    return this.result(await this.run(input, this.length + 1, 0, options.logits), options);
   }
 
   /**
@@ -253,6 +245,16 @@ export class StaticKvDecoder {
       if (onTokens?.(tokens) === false) break;
     }
     return out;
+  }
+
+  /** A run's result: the device's greedy token, or with per-call logits the host's argmax of them. */
+  private async result(logits: Float32Array | undefined, options: RunOptions): Promise<DecodeResult> {
+    if (logits && options.logits && !this.o.logits) {
+      this.lastToken = argmax(logits);
+      return { token: this.lastToken, logits };
+    }
+    const [token] = await this.readTokens(1);
+    return logits ? { token, logits } : { token };
   }
 
   async dispose(): Promise<void> {
