@@ -80,7 +80,7 @@ export interface StepOptions extends RunOptions {
 
 export interface DecodeResult {
   token: number;
-  /** Logits of the last position as float32, when the decoder was opened with `logits: true`. */
+  /** Logits of the last position as float32, when the decoder was opened with `logits: true` or the call asked. */
   logits?: Float32Array;
 }
 
