@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { onnxFileName, type ModelDtype } from "../src/model/onnx/index.js";
-import { float16ToFloat32Array } from "../src/model/safetensors.js";
+import { floatValues } from "../src/gpu/ort-floats.js";
 
 /** Session config entries that keep onnxruntime's fused 4-bit matmuls in float arithmetic. */
 export const QDQ_FLOAT_ACCURACY = { session: { qdq_matmulnbits_accuracy_level: "0" } };
@@ -30,12 +30,6 @@ export function relativeError(actual: Float32Array, expected: Float32Array): num
     scale = Math.max(scale, Math.abs(expected[i]));
   }
   return diff / scale;
-}
-
-function toFloat32(t: ort.Tensor): Float32Array {
-  if (t.type === "float32") return t.data as Float32Array;
-  if (t.type === "float16") return float16ToFloat32Array(t.data as Uint16Array);
-  throw new Error(`unexpected logits type ${t.type}`);
 }
 
 /** Runs a built decoder one call at a time with its KV cache, as transformers.js drives it. */
@@ -90,7 +84,7 @@ export class OrtDecoder {
       this.past[`past_key_values.${i}.value`] = out[`present.${i}.value`];
     }
     this.length = total;
-    return { logits: toFloat32(out.logits), dims: out.logits.dims };
+    return { logits: floatValues(out.logits), dims: out.logits.dims };
   }
 
   async release(): Promise<void> {

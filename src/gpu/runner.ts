@@ -16,6 +16,7 @@ import type { Disposable } from "./kv-lru.js";
 import type { ModelFolder } from "./model-folder.js";
 import { StartupError } from "./model-folder.js";
 import { cpuSessionOptions, type CpuSettings } from "./cpu-session-options.js";
+import { copyHeadRows } from "./kv-rows.js";
 
 const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, float16: 2, bfloat16: 2, uint8: 1, int8: 1 };
 
@@ -74,12 +75,7 @@ function cropTensor(t: KvTensor, keep: number): KvTensor {
   const [batch, heads, length, headDim] = t.dims as [number, number, number, number];
   if (batch !== 1) throw new Error(`cropTensor: batch ${batch} (only single sequences are cached)`);
   if (t.location !== "cpu") throw new Error(`cropTensor: the tensor is on ${t.location}, not the CPU`);
-  const source = t.data as Float32Array | Uint16Array;
-  const Ctor = source.constructor as { new (n: number): Float32Array | Uint16Array };
-  const out = new Ctor(heads * keep * headDim);
-  for (let h = 0; h < heads; h++) {
-    out.set(source.subarray(h * length * headDim, (h * length + keep) * headDim), h * keep * headDim);
-  }
+  const out = copyHeadRows(t.data as Float32Array | Uint16Array, heads, length, headDim, keep, keep);
   return new Tensor(t.type as "float32", out as Float32Array, [1, heads, keep, headDim]);
 }
 

@@ -21,8 +21,9 @@
 // capacity asked for: the cost then follows the sequence's length, as transformers.js' growing cache does.
 import * as ort from "onnxruntime-node";
 import { DataType } from "../../model/onnx/onnx-proto.js";
-import { float16ToFloat32Array } from "../../model/safetensors.js";
 import { argmax } from "../../model/sampling.js";
+import { copyHeadRows } from "../kv-rows.js";
+import { floatValues } from "../ort-floats.js";
 import { ALLOCATOR_INPUTS, STATE_RINGS, STATE_TOKEN, readbackModel, stateAllocatorModel, type DecoderStateShape } from "./helper-graphs.js";
 
 export type FastDecoderDevice = "webgpu" | "cpu";
@@ -84,12 +85,6 @@ export interface DecodeResult {
   logits?: Float32Array;
 }
 
-function logitsToFloat32(t: ort.Tensor): Float32Array {
-  if (t.type === "float32") return Float32Array.from(t.data as Float32Array);
-  if (t.type === "float16") return float16ToFloat32Array(t.data as Uint16Array);
-  throw new Error(`unexpected logits type ${t.type}`);
-}
-
 const REQUIRED_INPUTS = ["input_ids", "seqlens_k", "total_sequence_length", "token_ring", "ring_slot", "past_key_values.0.key"];
 
 /** Reads the state shape from the graph's input metadata (past_key_values.0.key: [1, kvH, capacity, hd]). */
@@ -125,14 +120,8 @@ function hostCache(shape: DecoderStateShape, rows: number): ort.Tensor {
 
 /** `cache` copied into a zeroed cache of `rows` rows (each head's first `keep` rows). */
 function grownHostCache(shape: DecoderStateShape, cache: ort.Tensor, rows: number, keep: number): ort.Tensor {
-  const grown = hostCache(shape, rows);
-  const from = cache.data as Float32Array | Uint16Array;
-  const to = grown.data as Float32Array | Uint16Array;
-  const oldRows = cache.dims[2];
-  for (let h = 0; h < shape.kvHeads; h++) {
-    to.set(from.subarray(h * oldRows * shape.headDim, (h * oldRows + keep) * shape.headDim), h * rows * shape.headDim);
-  }
-  return grown;
+  const data = copyHeadRows(cache.data as Float32Array | Uint16Array, shape.kvHeads, cache.dims[2]!, shape.headDim, keep, rows);
+  return new ort.Tensor(cache.type, data, [1, shape.kvHeads, rows, shape.headDim]);
 }
 
 export class StaticKvDecoder {
@@ -249,9 +238,9 @@ export class StaticKvDecoder {
 
   /** A run's result: the device's greedy token, or with per-call logits the host's argmax of them. */
   private async result(logits: Float32Array | undefined, options: RunOptions): Promise<DecodeResult> {
-    if (logits && options.logits && !this.o.logits) {
-      this.lastToken = argmax(logits);
-      return { token: this.lastToken, logits };
+    if (options.logits && !this.o.logits) {
+      this.lastToken = argmax(logits!);
+      return { token: this.lastToken, logits: logits! };
     }
     const [token] = await this.readTokens(1);
     return logits ? { token, logits } : { token };
@@ -327,7 +316,7 @@ export class StaticKvDecoder {
     }
     this.ring = 1 - this.ring;
     this.length = total;
-    return logits ? logitsToFloat32(out.logits) : undefined;
+    return logits ? floatValues(out.logits) : undefined;
   }
 
   /** The tokens of ring slots 0..count-1 of the latest ring. */
